@@ -1,0 +1,113 @@
+//! The audit writer: who did what, from where, recorded in the same transaction as the change.
+//! Rows never carry a secret, a raw token or a link; emails only where the event is about that
+//! address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{header::USER_AGENT, request::Parts},
+};
+use serde_json::Value;
+use sqlx::{Any, Executor};
+
+use crate::{
+    clock::Clock,
+    http::request_id::RequestId,
+    store::{StoreResult, audit::AuditRow},
+};
+
+/// The bucket for events that belong to no tenant, such as a failed root admin login. Tenant
+/// ids cannot start with `_`, so it never collides with one.
+pub const SYSTEM_TENANT: &str = "_system";
+
+const MAX_USER_AGENT: usize = 512;
+
+/// Where a request came from, as the audit trail records it.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+            user_agent: parts
+                .headers
+                .get(USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+            request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+        })
+    }
+}
+
+/// One event to record.
+#[derive(Clone, Debug)]
+pub struct AuditEvent<'a> {
+    pub event: &'static str,
+    pub client_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub details: Value,
+}
+
+impl<'a> AuditEvent<'a> {
+    pub fn new(event: &'static str) -> Self {
+        Self {
+            event,
+            client_id: None,
+            user_id: None,
+            details: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn client(mut self, client_id: &'a str) -> Self {
+        self.client_id = Some(client_id);
+        self
+    }
+
+    pub fn user(mut self, user_id: &'a str) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Writes `event` for `tenant_id`; pass the transaction of the change it describes.
+pub async fn record<'e>(
+    db: impl Executor<'e, Database = Any>,
+    clock: &dyn Clock,
+    tenant_id: &str,
+    meta: &RequestMeta,
+    event: AuditEvent<'_>,
+) -> StoreResult<()> {
+    let ip = meta.ip.map(|ip| ip.to_string());
+    let details = event.details.to_string();
+    crate::store::audit::insert(
+        db,
+        &AuditRow {
+            tenant_id,
+            occurred_at_ms: clock.unix_ms(),
+            event: event.event,
+            client_id: event.client_id,
+            user_id: event.user_id,
+            ip: ip.as_deref(),
+            user_agent: meta.user_agent.as_deref(),
+            request_id: meta.request_id.as_deref(),
+            details: &details,
+        },
+    )
+    .await
+}

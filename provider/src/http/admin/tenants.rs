@@ -1,0 +1,191 @@
+//! `/admin/tenants` (root only) and `/a/{tenant}/admin/secret`: creating tenants, reading and
+//! changing their settings, and rotating a tenant's admin secret.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::TenantId;
+
+use super::{AdminJson, AdminPath, AdminQuery, Page, RootAdmin, TenantAdmin, check_text, page_body};
+use crate::{
+    audit::{self, AuditEvent, RequestMeta},
+    clock::rfc3339,
+    crypto::{SecretKind, random_secret},
+    email,
+    error::AdminError,
+    state::AppState,
+    store::{
+        self, StoreError,
+        tenants::{self, Tenant},
+    },
+};
+
+const MAX_DISPLAY_NAME: usize = 200;
+const MAX_EMAIL_DOMAINS: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTenant {
+    pub(crate) id: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) allowed_email_domains: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateTenant {
+    display_name: Option<String>,
+    allowed_email_domains: Option<Vec<String>>,
+}
+
+pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
+    json!({
+        "id": tenant.id,
+        "issuer": tenant.id.issuer(&state.config.public_url),
+        "display_name": tenant.display_name,
+        "allowed_email_domains": tenant.allowed_email_domains,
+        "created_at": rfc3339(tenant.created_at),
+        "updated_at": rfc3339(tenant.updated_at),
+    })
+}
+
+fn check_domains(domains: Vec<String>) -> Result<Vec<String>, AdminError> {
+    if domains.len() > MAX_EMAIL_DOMAINS {
+        return Err(AdminError::bad_request(
+            "invalid_request",
+            format!("at most {MAX_EMAIL_DOMAINS} allowed_email_domains"),
+        ));
+    }
+    let mut normalized: Vec<String> = Vec::with_capacity(domains.len());
+    for raw in domains {
+        let domain = email::normalize_domain(&raw).ok_or_else(|| {
+            AdminError::bad_request("invalid_request", format!("{raw:?} is not a domain name"))
+        })?;
+        if !normalized.contains(&domain) {
+            normalized.push(domain);
+        }
+    }
+    Ok(normalized)
+}
+
+/// Creates a tenant and its admin secret; the secret is returned here and never again.
+pub(crate) async fn create_tenant(
+    state: &AppState,
+    meta: &RequestMeta,
+    request: CreateTenant,
+) -> Result<(Tenant, String), AdminError> {
+    let id = TenantId::parse(&request.id)
+        .map_err(|e| AdminError::bad_request("invalid_tenant_id", e.to_string()))?;
+    let display_name = match request.display_name {
+        Some(name) => check_text(&name, "display_name", MAX_DISPLAY_NAME)?,
+        None => id.to_string(),
+    };
+    let now = state.clock.unix();
+    let tenant = Tenant {
+        id,
+        display_name,
+        allowed_email_domains: check_domains(request.allowed_email_domains.unwrap_or_default())?,
+        created_at: now,
+        updated_at: now,
+    };
+    let secret = random_secret();
+    let digest = state.digester.digest(SecretKind::TenantAdmin, &secret);
+
+    let mut tx = state.store.begin().await?;
+    match tenants::insert(&mut *tx, &tenant, &digest).await {
+        Err(StoreError::Conflict) => {
+            return Err(AdminError::conflict(
+                "tenant_exists",
+                format!("tenant {} already exists", tenant.id),
+            ));
+        }
+        other => other?,
+    }
+    let details = json!({ "display_name": tenant.display_name, "allowed_email_domains": tenant.allowed_email_domains });
+    let event = AuditEvent::new("tenant.created").details(details);
+    audit::record(&mut *tx, state.clock.as_ref(), tenant.id.as_str(), meta, event).await?;
+    store::commit(tx).await?;
+    Ok((tenant, secret))
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    _root: RootAdmin,
+    meta: RequestMeta,
+    AdminJson(request): AdminJson<CreateTenant>,
+) -> Result<impl IntoResponse, AdminError> {
+    let (tenant, secret) = create_tenant(&state, &meta, request).await?;
+    let mut body = view(&tenant, &state);
+    body["admin_secret"] = secret.into();
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    _root: RootAdmin,
+    AdminQuery(page): AdminQuery<Page>,
+) -> Result<Json<Value>, AdminError> {
+    let limit = page.limit()?;
+    let found = tenants::list(state.store.reader(), page.after.as_deref(), limit).await?;
+    let items: Vec<Value> = found.iter().map(|t| view(t, &state)).collect();
+    Ok(Json(page_body(items, limit, |t| t["id"].as_str().unwrap_or_default().to_owned())))
+}
+
+async fn load(state: &AppState, raw_id: &str) -> Result<Tenant, AdminError> {
+    let id = TenantId::parse(raw_id).map_err(|_| AdminError::not_found("tenant"))?;
+    tenants::get(state.store.reader(), &id)
+        .await?
+        .ok_or_else(|| AdminError::not_found("tenant"))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    _root: RootAdmin,
+    AdminPath(id): AdminPath<String>,
+) -> Result<Json<Value>, AdminError> {
+    Ok(Json(view(&load(&state, &id).await?, &state)))
+}
+
+pub(super) async fn update(
+    State(state): State<AppState>,
+    _root: RootAdmin,
+    meta: RequestMeta,
+    AdminPath(id): AdminPath<String>,
+    AdminJson(request): AdminJson<UpdateTenant>,
+) -> Result<Json<Value>, AdminError> {
+    let mut tenant = load(&state, &id).await?;
+    if let Some(name) = request.display_name {
+        tenant.display_name = check_text(&name, "display_name", MAX_DISPLAY_NAME)?;
+    }
+    if let Some(domains) = request.allowed_email_domains {
+        tenant.allowed_email_domains = check_domains(domains)?;
+    }
+    tenant.updated_at = state.clock.unix();
+
+    let mut tx = state.store.begin().await?;
+    tenants::update(&mut *tx, &tenant).await?;
+    let details = json!({ "display_name": tenant.display_name, "allowed_email_domains": tenant.allowed_email_domains });
+    let event = AuditEvent::new("tenant.updated").details(details);
+    audit::record(&mut *tx, state.clock.as_ref(), tenant.id.as_str(), &meta, event).await?;
+    store::commit(tx).await?;
+    Ok(Json(view(&tenant, &state)))
+}
+
+/// Replaces the tenant's admin secret; the old one stops working at once.
+pub(super) async fn rotate_secret(
+    State(state): State<AppState>,
+    admin: TenantAdmin,
+    meta: RequestMeta,
+) -> Result<Json<Value>, AdminError> {
+    let secret = random_secret();
+    let digest = state.digester.digest(SecretKind::TenantAdmin, &secret);
+    let tenant = &admin.tenant.id;
+
+    let mut tx = state.store.begin().await?;
+    tenants::set_admin_secret_digest(&mut *tx, tenant, &digest, state.clock.unix()).await?;
+    let event = AuditEvent::new("tenant.admin_secret_rotated")
+        .details(json!({ "by": if admin.by_root { "root" } else { "tenant" } }));
+    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), &meta, event).await?;
+    store::commit(tx).await?;
+    Ok(Json(json!({ "id": tenant, "admin_secret": secret })))
+}

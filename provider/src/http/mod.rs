@@ -1,0 +1,81 @@
+//! The route table and the middleware every request passes through.
+
+pub mod admin;
+mod health;
+pub mod request_id;
+
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::json;
+use tower_http::{
+    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+use crate::state::AppState;
+
+/// Largest request body accepted anywhere; protocol and admin requests are small.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A request still running after this is answered 408 and dropped.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        // The admin API (SPEC "Admin API"); not in discovery, never answers CORS.
+        .merge(admin::routes())
+        // The origin-root well-known paths fall through to 404: there is no default tenant.
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(middleware::from_fn(request_id::middleware))
+}
+
+/// The span of one request: method, route template and request id. Never the query string,
+/// which can carry codes and tokens.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let request_id = request
+        .extensions()
+        .get::<request_id::RequestId>()
+        .map_or("", |id| id.0.as_str());
+    tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "not_found", "message": "no such route" })),
+    )
+        .into_response()
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    let body = Json(json!({ "error": "server_error", "message": "internal error" }));
+    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

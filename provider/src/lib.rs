@@ -1,0 +1,19 @@
+//! The multi-tenant OpenID Connect / OAuth 2 authorization server. `http::app` builds the router
+//! that the binary serves and the end-to-end tests drive.
+
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod dev;
+pub mod email;
+pub mod error;
+pub mod http;
+pub mod oauth;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use http::app;
+pub use state::AppState;

@@ -1,0 +1,77 @@
+//! The `provider` binary: `serve` (the default, `--dev` for the newcomer's mode) and `migrate`.
+//! Bad configuration stops it with one line naming the variable.
+
+use std::{process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use provider::{clock::SystemClock, config::Config, dev, startup, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(name = "provider", version, about = "Multi-tenant OpenID Connect / OAuth 2 provider")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// Seed the demo tenant and the relying party's client; keep mail in the data folder.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve { dev: false });
+    let dev = matches!(command, Command::Serve { dev: true });
+    let config = match Config::from_env(dev) {
+        Ok(config) => config,
+        Err(err) => return fail(&err),
+    };
+    telemetry::init(config.log_format);
+    let result = match command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Migrate => migrate(&config).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&format!("{err:#}")),
+    }
+}
+
+/// One line on standard error, whatever the error's own text holds.
+fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+    let line = err.to_string().replace(['\n', '\r'], " ");
+    eprintln!("provider: {line}");
+    ExitCode::from(2)
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = startup::open_store(config).await?;
+    store.close().await;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let state = startup::build_state(config, Arc::new(SystemClock)).await?;
+    if state.config.dev {
+        dev::seed(&state).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("BIND: cannot listen on {bind}: {e}"))?;
+    tracing::info!(%bind, public_url = %state.config.public_url, "listening");
+    let store = state.store.clone();
+    startup::serve(listener, state, startup::shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

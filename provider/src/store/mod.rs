@@ -1,0 +1,190 @@
+//! Storage on SQLite (embedded default) or PostgreSQL through sqlx's `Any` driver, with SQL both
+//! accept (`$n` placeholders, `RETURNING`, `ON CONFLICT`). One file per table family; every
+//! function on tenant-owned rows takes the tenant first.
+//!
+//! SQLite allows one writer at a time, so writes go through a one-connection pool and reads use
+//! their own pool: writers queue in-process instead of failing with `SQLITE_BUSY`, and WAL lets
+//! reads run beside them.
+
+pub mod audit;
+pub mod clients;
+pub mod instance;
+pub mod tenants;
+pub mod users;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    Any, AnyPool, Transaction,
+    any::{AnyConnectOptions, AnyPoolOptions},
+    migrate::Migrator,
+};
+
+use crate::config::{Backend, DatabaseUrl};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// How long a caller waits for a connection before the request is answered 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// WAL lets readers run beside the writer; `synchronous = FULL` makes every commit durable;
+/// the busy timeout (ms) is how long SQLite waits on another process's write lock.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    Conflict,
+    /// Lock contention or a serialization failure; the request may be retried.
+    #[error("database busy")]
+    Busy,
+    /// The database cannot be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(err)
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict,
+            sqlx::Error::Database(db) if is_retryable(db.code().as_deref()) => Self::Busy,
+            _ => Self::Other(err),
+        }
+    }
+}
+
+/// SQLite BUSY/LOCKED (with extended codes) and PostgreSQL serialization or deadlock failures.
+fn is_retryable(code: Option<&str>) -> bool {
+    match code {
+        Some("40001" | "40P01") => true,
+        Some(code) => code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+        None => false,
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+pub type Tx = Transaction<'static, Any>;
+
+/// Commits a transaction begun with `Store::begin`.
+pub async fn commit(tx: Tx) -> StoreResult<()> {
+    Ok(tx.commit().await?)
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    reader: AnyPool,
+    writer: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating the SQLite file and its folder if needed) without migrating.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(url.as_str())?;
+        match url.backend() {
+            Backend::Sqlite => {
+                if let Some(dir) = url.sqlite_path().as_deref().and_then(|p| p.parent()) {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                }
+                let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+                let reader = sqlite_pool(8).connect_with(options).await?;
+                Ok(Self {
+                    reader,
+                    writer,
+                    backend: Backend::Sqlite,
+                })
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await?;
+                Ok(Self {
+                    reader: pool.clone(),
+                    writer: pool,
+                    backend: Backend::Postgres,
+                })
+            }
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.writer).await,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.writer).await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A write transaction; commit it to keep the change and its audit row together.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(self.writer.begin().await?)
+    }
+
+    /// The pool for a single write that needs no transaction.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// The pool for reads that need no transaction.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_and_serialization_failures_are_retryable() {
+        for code in ["5", "6", "261", "517", "40001", "40P01"] {
+            assert!(is_retryable(Some(code)), "{code}");
+        }
+        for code in ["19", "2067", "23505", "42P01"] {
+            assert!(!is_retryable(Some(code)), "{code}");
+        }
+        assert!(!is_retryable(None));
+    }
+}

@@ -1,0 +1,144 @@
+//! The `tenants` table: one row per issuer, with its admin secret's digest.
+
+use shared::TenantId;
+use sqlx::{Any, Executor, FromRow};
+
+use super::{StoreError, StoreResult};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub display_name: String,
+    pub allowed_email_domains: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(FromRow)]
+struct TenantRow {
+    id: String,
+    display_name: String,
+    allowed_email_domains: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = StoreError;
+
+    fn try_from(row: TenantRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: TenantId::parse(&row.id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            display_name: row.display_name,
+            allowed_email_domains: serde_json::from_str(&row.allowed_email_domains)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, display_name, allowed_email_domains, created_at, updated_at";
+
+fn domains_json(tenant: &Tenant) -> String {
+    serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()
+}
+
+/// Inserts a tenant; `StoreError::Conflict` when the id is taken.
+pub async fn insert<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &Tenant,
+    admin_secret_digest: &[u8],
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tenants (id, display_name, allowed_email_domains, admin_secret_digest, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant.id.as_str())
+    .bind(&tenant.display_name)
+    .bind(domains_json(tenant))
+    .bind(admin_secret_digest)
+    .bind(tenant.created_at)
+    .bind(tenant.updated_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn get<'e>(db: impl Executor<'e, Database = Any>, tenant: &TenantId) -> StoreResult<Option<Tenant>> {
+    let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id = $1");
+    sqlx::query_as::<_, TenantRow>(&sql)
+        .bind(tenant.as_str())
+        .fetch_optional(db)
+        .await?
+        .map(Tenant::try_from)
+        .transpose()
+}
+
+pub async fn admin_secret_digest<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+) -> StoreResult<Option<Vec<u8>>> {
+    let digest = sqlx::query_scalar("SELECT admin_secret_digest FROM tenants WHERE id = $1")
+        .bind(tenant.as_str())
+        .fetch_optional(db)
+        .await?;
+    Ok(digest)
+}
+
+/// Tenants in id order, after the `after` cursor.
+pub async fn list<'e>(
+    db: impl Executor<'e, Database = Any>,
+    after: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<Tenant>> {
+    let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id > $1 ORDER BY id LIMIT $2");
+    sqlx::query_as::<_, TenantRow>(&sql)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(Tenant::try_from)
+        .collect()
+}
+
+/// Writes the tenant's display name and email domains; `NotFound` when it does not exist.
+pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) -> StoreResult<()> {
+    let result = sqlx::query(
+        "UPDATE tenants SET display_name = $2, allowed_email_domains = $3, updated_at = $4 \
+         WHERE id = $1",
+    )
+    .bind(tenant.id.as_str())
+    .bind(&tenant.display_name)
+    .bind(domains_json(tenant))
+    .bind(tenant.updated_at)
+    .execute(db)
+    .await?;
+    found(result.rows_affected())
+}
+
+pub async fn set_admin_secret_digest<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    digest: &[u8],
+    now: i64,
+) -> StoreResult<()> {
+    let result =
+        sqlx::query("UPDATE tenants SET admin_secret_digest = $2, updated_at = $3 WHERE id = $1")
+            .bind(tenant.as_str())
+            .bind(digest)
+            .bind(now)
+            .execute(db)
+            .await?;
+    found(result.rows_affected())
+}
+
+/// `NotFound` when an update touched no row.
+pub(crate) fn found(rows_affected: u64) -> StoreResult<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
