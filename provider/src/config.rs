@@ -75,7 +75,10 @@ impl DatabaseUrl {
                 return Err(bad(VAR, "a postgres URL needs a host"));
             }
         } else if Self::sqlite_path_of(raw).is_none() {
-            return Err(bad(VAR, "an sqlite URL needs a file path (in-memory databases lose data)"));
+            return Err(bad(
+                VAR,
+                "an sqlite URL needs a file path (in-memory databases lose data)",
+            ));
         }
         Ok(Self {
             url: raw.to_owned(),
@@ -97,7 +100,9 @@ impl DatabaseUrl {
     }
 
     fn sqlite_path_of(raw: &str) -> Option<PathBuf> {
-        let rest = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:"))?;
+        let rest = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))?;
         let path = rest.split('?').next().unwrap_or_default();
         (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
     }
@@ -177,7 +182,10 @@ impl Config {
         Self::from_lookup(dev, |name| vars.get(name).cloned())
     }
 
-    fn from_lookup(dev: bool, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    fn from_lookup(
+        dev: bool,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         // An empty variable counts as unset, as `VAR= provider` would mean.
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
@@ -191,8 +199,9 @@ impl Config {
             Some(raw) => parse_public_url(&raw)?,
             None => format!("http://{bind}"),
         };
-        let database_url =
-            DatabaseUrl::parse(&get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()))?;
+        let database_url = DatabaseUrl::parse(
+            &get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+        )?;
         let redis_url = get("REDIS_URL")
             .map(|raw| {
                 redis::Client::open(raw.as_str())
@@ -247,7 +256,10 @@ impl Config {
 fn parse_public_url(raw: &str) -> Result<String, ConfigError> {
     let url = Url::parse(raw).map_err(|e| bad("PUBLIC_URL", format!("not a valid URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(bad("PUBLIC_URL", "must be an http or https URL with a host"));
+        return Err(bad(
+            "PUBLIC_URL",
+            "must be an http or https URL with a host",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("PUBLIC_URL", "must not have a query or fragment"));
@@ -268,7 +280,13 @@ fn parse_key_encryption_key(raw: &str) -> Result<Secret<[u8; 32]>, ConfigError> 
 
 fn parse_smtp(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpConfig>, ConfigError> {
     let Some(host) = get("SMTP_HOST") else {
-        for name in ["SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM", "SMTP_TLS"] {
+        for name in [
+            "SMTP_PORT",
+            "SMTP_USERNAME",
+            "SMTP_PASSWORD",
+            "SMTP_FROM",
+            "SMTP_TLS",
+        ] {
             if get(name).is_some() {
                 return Err(ConfigError {
                     variable: "SMTP_HOST",
@@ -303,7 +321,10 @@ fn parse_smtp(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpConfig
     let username = get("SMTP_USERNAME");
     let password = get("SMTP_PASSWORD").map(Secret::new);
     if username.is_some() != password.is_some() {
-        return Err(bad("SMTP_PASSWORD", "SMTP_USERNAME and SMTP_PASSWORD go together"));
+        return Err(bad(
+            "SMTP_PASSWORD",
+            "SMTP_USERNAME and SMTP_PASSWORD go together",
+        ));
     }
     Ok(Some(SmtpConfig {
         host,
@@ -315,13 +336,18 @@ fn parse_smtp(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpConfig
     }))
 }
 
-fn parse_sentry(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SentryConfig>, ConfigError> {
+fn parse_sentry(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<SentryConfig>, ConfigError> {
     let Some(dsn) = get("SENTRY_DSN") else {
         return Ok(None);
     };
     let url = Url::parse(&dsn).map_err(|_| bad("SENTRY_DSN", "not a valid DSN URL"))?;
     if url.username().is_empty() {
-        return Err(bad("SENTRY_DSN", "a DSN carries its public key as the user name"));
+        return Err(bad(
+            "SENTRY_DSN",
+            "a DSN carries its public key as the user name",
+        ));
     }
     let traces_sample_rate = match get("SENTRY_TRACES_SAMPLE_RATE") {
         Some(raw) => raw
@@ -343,7 +369,10 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Config::from_map(false, &vars)
     }
 
@@ -372,17 +401,32 @@ mod tests {
     fn each_bad_value_names_its_variable() {
         assert_eq!(error_variable(&[("BIND", "nope")]), "BIND");
         assert_eq!(error_variable(&[("PUBLIC_URL", "ftp://x")]), "PUBLIC_URL");
-        assert_eq!(error_variable(&[("DATABASE_URL", "mysql://x")]), "DATABASE_URL");
-        assert_eq!(error_variable(&[("DATABASE_URL", "sqlite::memory:")]), "DATABASE_URL");
+        assert_eq!(
+            error_variable(&[("DATABASE_URL", "mysql://x")]),
+            "DATABASE_URL"
+        );
+        assert_eq!(
+            error_variable(&[("DATABASE_URL", "sqlite::memory:")]),
+            "DATABASE_URL"
+        );
         assert_eq!(error_variable(&[("REDIS_URL", "http://x")]), "REDIS_URL");
         assert_eq!(error_variable(&[("ADMIN_SECRET", "short")]), "ADMIN_SECRET");
-        assert_eq!(error_variable(&[("KEY_ENCRYPTION_KEY", "abc")]), "KEY_ENCRYPTION_KEY");
+        assert_eq!(
+            error_variable(&[("KEY_ENCRYPTION_KEY", "abc")]),
+            "KEY_ENCRYPTION_KEY"
+        );
         assert_eq!(error_variable(&[("LOG_FORMAT", "xml")]), "LOG_FORMAT");
         assert_eq!(error_variable(&[("SMTP_PORT", "25")]), "SMTP_HOST");
         assert_eq!(error_variable(&[("SMTP_HOST", "mail")]), "SMTP_FROM");
         let smtp = [("SMTP_HOST", "mail"), ("SMTP_FROM", "id@example.com")];
-        assert_eq!(error_variable(&[smtp[0], smtp[1], ("SMTP_TLS", "ssl")]), "SMTP_TLS");
-        assert_eq!(error_variable(&[smtp[0], smtp[1], ("SMTP_PORT", "0")]), "SMTP_PORT");
+        assert_eq!(
+            error_variable(&[smtp[0], smtp[1], ("SMTP_TLS", "ssl")]),
+            "SMTP_TLS"
+        );
+        assert_eq!(
+            error_variable(&[smtp[0], smtp[1], ("SMTP_PORT", "0")]),
+            "SMTP_PORT"
+        );
         assert_eq!(error_variable(&[("SENTRY_DSN", "nope")]), "SENTRY_DSN");
         let dsn = ("SENTRY_DSN", "https://key@o1.ingest.example/1");
         assert_eq!(
@@ -397,7 +441,10 @@ mod tests {
         let c = config(&[("KEY_ENCRYPTION_KEY", &key)]).unwrap();
         assert_eq!(c.key_encryption_key.unwrap().expose(), &[7u8; 32]);
         let short = STANDARD.encode([7u8; 16]);
-        assert_eq!(error_variable(&[("KEY_ENCRYPTION_KEY", &short)]), "KEY_ENCRYPTION_KEY");
+        assert_eq!(
+            error_variable(&[("KEY_ENCRYPTION_KEY", &short)]),
+            "KEY_ENCRYPTION_KEY"
+        );
     }
 
     #[test]

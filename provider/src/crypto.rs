@@ -132,7 +132,13 @@ impl Sealer {
         #[allow(clippy::expect_used)] // encryption fails only past 64 GiB of plaintext
         let ciphertext = self
             .cipher
-            .encrypt(nonce, Payload { msg: plaintext, aad })
+            .encrypt(
+                nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("in-memory encryption");
         [&self.key_id[..], &nonce_bytes, &ciphertext].concat()
     }
@@ -143,7 +149,13 @@ impl Sealer {
         }
         let (nonce, ciphertext) = sealed[KEY_ID_LEN..].split_at(NONCE_LEN);
         self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
             .map_err(|_| UnsealError)
     }
 

@@ -23,7 +23,10 @@ pub const RELYING_PARTY_URL: &str = "http://127.0.0.1:3000";
 pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     let meta = RequestMeta::default();
     let tenant = TenantId::parse(DEMO_TENANT)?;
-    if tenant_store::get(state.store.reader(), &tenant).await?.is_none() {
+    if tenant_store::get(state.store.reader(), &tenant)
+        .await?
+        .is_none()
+    {
         let request = tenants::CreateTenant {
             id: DEMO_TENANT.into(),
             display_name: Some("Demo".into()),
@@ -32,9 +35,14 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         let (_, secret) = tenants::create_tenant(state, &meta, request)
             .await
             .map_err(|e| anyhow::anyhow!("seeding the demo tenant: {}", e.message))?;
-        println!("Dev mode: tenant `{DEMO_TENANT}` created; its admin secret (shown once):\n  {secret}");
+        println!(
+            "Dev mode: tenant `{DEMO_TENANT}` created; its admin secret (shown once):\n  {secret}"
+        );
     }
-    if clients::get(state.store.reader(), &tenant, RELYING_PARTY_CLIENT_ID).await?.is_none() {
+    if clients::get(state.store.reader(), &tenant, RELYING_PARTY_CLIENT_ID)
+        .await?
+        .is_none()
+    {
         // A public client with PKCE, so the relying party needs no secret to work out of the box.
         let request: ClientMetadataRequest = serde_json::from_value(json!({
             "client_name": "Example relying party",
@@ -44,9 +52,15 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             "token_endpoint_auth_method": "none",
             "scope": "openid profile email offline_access",
         }))?;
-        create_client(state, &tenant, &meta, Some(RELYING_PARTY_CLIENT_ID.into()), request)
-            .await
-            .map_err(|e| anyhow::anyhow!("seeding the relying party's client: {}", e.message))?;
+        create_client(
+            state,
+            &tenant,
+            &meta,
+            Some(RELYING_PARTY_CLIENT_ID.into()),
+            request,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding the relying party's client: {}", e.message))?;
     }
     let issuer = tenant.issuer(&state.config.public_url);
     println!("Dev mode: issuer {issuer}, client `{RELYING_PARTY_CLIENT_ID}`");

@@ -14,7 +14,9 @@ pub fn normalize(raw: &str) -> Option<String> {
     let (local, domain) = email.rsplit_once('@')?;
     let local_ok = !local.is_empty()
         && local.len() <= MAX_LOCAL_LEN
-        && local.chars().all(|c| c.is_ascii_graphic() && !"\"(),:;<>@[\\]".contains(c))
+        && local
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"\"(),:;<>@[\\]".contains(c))
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..");
@@ -64,10 +66,25 @@ mod tests {
 
     #[test]
     fn addresses_are_lower_cased_and_checked() {
-        assert_eq!(normalize(" Ada@Example.COM ").as_deref(), Some("ada@example.com"));
-        assert_eq!(normalize("a.b+tag@mail.example.org").as_deref(), Some("a.b+tag@mail.example.org"));
-        for bad in ["", "ada", "@example.com", "ada@", "ada@localhost", "a..b@example.com",
-                    "ada@exa_mple.com", "a b@example.com", &format!("{}@example.com", "a".repeat(65))] {
+        assert_eq!(
+            normalize(" Ada@Example.COM ").as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(
+            normalize("a.b+tag@mail.example.org").as_deref(),
+            Some("a.b+tag@mail.example.org")
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@localhost",
+            "a..b@example.com",
+            "ada@exa_mple.com",
+            "a b@example.com",
+            &format!("{}@example.com", "a".repeat(65)),
+        ] {
             assert_eq!(normalize(bad), None, "{bad}");
         }
     }
@@ -85,7 +102,10 @@ mod tests {
     fn redaction_hides_local_parts() {
         let line = r#"{"msg":"sent link to ada.lovelace@example.com and bob@mail.example.org"}"#;
         let redacted = redact(line);
-        assert!(!redacted.contains("ada.lovelace") && !redacted.contains("bob@"), "{redacted}");
+        assert!(
+            !redacted.contains("ada.lovelace") && !redacted.contains("bob@"),
+            "{redacted}"
+        );
         assert!(redacted.contains("***@example.com") && redacted.contains("***@mail.example.org"));
         assert_eq!(redact("no address here"), "no address here");
     }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use provider::{clock::SystemClock, config::Config, dev, startup, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "provider", version, about = "Multi-tenant OpenID Connect / OAuth 2 provider")]
+#[command(
+    name = "provider",
+    version,
+    about = "Multi-tenant OpenID Connect / OAuth 2 provider"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -17,9 +17,12 @@ use crate::{
 
 /// Connects to the database named by `DATABASE_URL` and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url)
-        .await
-        .map_err(|e| anyhow!("DATABASE_URL: cannot connect to {:?}: {e}", config.database_url))?;
+    let store = Store::connect(&config.database_url).await.map_err(|e| {
+        anyhow!(
+            "DATABASE_URL: cannot connect to {:?}: {e}",
+            config.database_url
+        )
+    })?;
     store
         .migrate()
         .await
@@ -112,7 +115,8 @@ async fn digest_key(store: &Store, sealer: &Sealer, now: i64) -> anyhow::Result<
             sealer.key_id()
         )
     })?;
-    key.try_into().map_err(|_| anyhow!("stored digest key is not 32 bytes"))
+    key.try_into()
+        .map_err(|_| anyhow!("stored digest key is not 32 bytes"))
 }
 
 /// The root admin secret's digest: from `ADMIN_SECRET`, or generated once, printed once and

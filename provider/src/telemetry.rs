@@ -10,7 +10,8 @@ use crate::config::LogFormat;
 const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(RedactingStdout);
@@ -60,7 +61,12 @@ mod tests {
     #[test]
     fn writer_redacts_addresses() {
         let mut writer = RedactingWriter(Vec::new());
-        writer.write_all(b"{\"email\":\"ada@example.com\"}\n").unwrap();
-        assert_eq!(String::from_utf8(writer.0).unwrap(), "{\"email\":\"***@example.com\"}\n");
+        writer
+            .write_all(b"{\"email\":\"ada@example.com\"}\n")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(writer.0).unwrap(),
+            "{\"email\":\"***@example.com\"}\n"
+        );
     }
 }

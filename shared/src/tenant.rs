@@ -67,7 +67,16 @@ mod tests {
 
     #[test]
     fn refuses_everything_else() {
-        for bad in ["", "-acme", "Acme", "acme_1", "acme.eu", "ac me", "é", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "-acme",
+            "Acme",
+            "acme_1",
+            "acme.eu",
+            "ac me",
+            "é",
+            &"a".repeat(64),
+        ] {
             assert_eq!(TenantId::parse(bad), Err(InvalidTenantId), "{bad}");
         }
     }
@@ -75,6 +84,9 @@ mod tests {
     #[test]
     fn issuer_has_no_trailing_slash() {
         let t = TenantId::parse("acme").unwrap();
-        assert_eq!(t.issuer("https://id.example.com/"), "https://id.example.com/a/acme");
+        assert_eq!(
+            t.issuer("https://id.example.com/"),
+            "https://id.example.com/a/acme"
+        );
     }
 }

@@ -1,1 +1,17 @@
+//! End-to-end tests: the real router over HTTP on loopback, against real SQLite and PostgreSQL,
+//! and the real binary where only a process can show the behaviour. One module per feature.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_debug_implementations
+)]
 
+mod admin_auth;
+mod admin_clients;
+mod admin_tenants;
+mod admin_users;
+mod bad_input;
+mod health;
+mod isolation;
+mod startup;

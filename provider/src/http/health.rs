@@ -19,13 +19,26 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await;
     let mut checks = Map::new();
     let mut failed = Vec::new();
-    record(&mut checks, &mut failed, "database", matches!(database, Ok(Ok(()))));
+    record(
+        &mut checks,
+        &mut failed,
+        "database",
+        matches!(database, Ok(Ok(()))),
+    );
     if let Some(client) = &state.redis {
         let redis = tokio::time::timeout(CHECK_TIMEOUT, ping_redis(client)).await;
-        record(&mut checks, &mut failed, "redis", matches!(redis, Ok(Ok(()))));
+        record(
+            &mut checks,
+            &mut failed,
+            "redis",
+            matches!(redis, Ok(Ok(()))),
+        );
     }
     if failed.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready", "checks": checks })))
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "checks": checks })),
+        )
     } else {
         tracing::warn!(failed = ?failed, "not ready");
         let body = json!({ "status": "unavailable", "failed": failed, "checks": checks });
@@ -33,7 +46,12 @@ pub(super) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-fn record(checks: &mut Map<String, Value>, failed: &mut Vec<&'static str>, name: &'static str, ok: bool) {
+fn record(
+    checks: &mut Map<String, Value>,
+    failed: &mut Vec<&'static str>,
+    name: &'static str,
+    ok: bool,
+) {
     checks.insert(name.into(), Value::from(if ok { "ok" } else { "failed" }));
     if !ok {
         failed.push(name);
@@ -42,6 +60,8 @@ fn record(checks: &mut Map<String, Value>, failed: &mut Vec<&'static str>, name:
 
 async fn ping_redis(client: &redis::Client) -> redis::RedisResult<()> {
     let mut connection = client.get_multiplexed_async_connection().await?;
-    redis::cmd("PING").query_async::<String>(&mut connection).await?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut connection)
+        .await?;
     Ok(())
 }

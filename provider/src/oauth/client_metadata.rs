@@ -10,10 +10,17 @@ use super::redirect_uri::{self, ApplicationType};
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
-const SUPPORTED_GRANTS: &[&str] =
-    &[GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_CLIENT_CREDENTIALS];
-pub const AUTH_METHODS: &[&str] =
-    &["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+const SUPPORTED_GRANTS: &[&str] = &[
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_REFRESH_TOKEN,
+    GRANT_CLIENT_CREDENTIALS,
+];
+pub const AUTH_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
 
 const MAX_REDIRECT_URIS: usize = 32;
 const MAX_TEXT: usize = 200;
@@ -75,7 +82,8 @@ impl ClientMetadata {
 
     /// Whether the token endpoint authenticates this client with a shared secret.
     pub fn uses_client_secret(&self) -> bool {
-        self.token_endpoint_auth_method.starts_with("client_secret_")
+        self.token_endpoint_auth_method
+            .starts_with("client_secret_")
     }
 
     pub fn allows_grant(&self, grant: &str) -> bool {
@@ -111,17 +119,25 @@ impl ClientMetadataRequest {
         let application_type = match self.application_type.as_deref() {
             None | Some("web") => ApplicationType::Web,
             Some("native") => ApplicationType::Native,
-            Some(other) => return Err(invalid(format!("application_type {other} is not supported"))),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "application_type {other} is not supported"
+                )));
+            }
         };
 
         let grant_types = distinct(
-            self.grant_types.unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.into()]),
+            self.grant_types
+                .unwrap_or_else(|| vec![GRANT_AUTHORIZATION_CODE.into()]),
             "grant_types",
         )?;
         if grant_types.is_empty() {
             return Err(invalid("grant_types must not be empty"));
         }
-        if let Some(g) = grant_types.iter().find(|g| !SUPPORTED_GRANTS.contains(&g.as_str())) {
+        if let Some(g) = grant_types
+            .iter()
+            .find(|g| !SUPPORTED_GRANTS.contains(&g.as_str()))
+        {
             return Err(invalid(format!("grant type {g} is not supported")));
         }
         let has = |grant: &str| grant_types.iter().any(|g| g == grant);
@@ -131,18 +147,29 @@ impl ClientMetadataRequest {
         }
 
         // §2.1: response_types defaults to ["code"]; it must agree with grant_types.
-        let default_response_types = if uses_code { vec!["code".into()] } else { vec![] };
-        let response_types =
-            distinct(self.response_types.unwrap_or(default_response_types), "response_types")?;
+        let default_response_types = if uses_code {
+            vec!["code".into()]
+        } else {
+            vec![]
+        };
+        let response_types = distinct(
+            self.response_types.unwrap_or(default_response_types),
+            "response_types",
+        )?;
         if let Some(r) = response_types.iter().find(|r| *r != "code") {
-            return Err(invalid(format!("response type {r} is not supported; use code")));
+            return Err(invalid(format!(
+                "response type {r} is not supported; use code"
+            )));
         }
-        if uses_code != !response_types.is_empty() {
-            return Err(invalid("response_types code and grant type authorization_code go together"));
+        if uses_code == response_types.is_empty() {
+            return Err(invalid(
+                "response_types code and grant type authorization_code go together",
+            ));
         }
 
-        let token_endpoint_auth_method =
-            self.token_endpoint_auth_method.unwrap_or_else(|| "client_secret_basic".into());
+        let token_endpoint_auth_method = self
+            .token_endpoint_auth_method
+            .unwrap_or_else(|| "client_secret_basic".into());
         if !AUTH_METHODS.contains(&token_endpoint_auth_method.as_str()) {
             return Err(invalid(format!(
                 "token_endpoint_auth_method {token_endpoint_auth_method} is not supported"
@@ -171,7 +198,9 @@ impl ClientMetadataRequest {
         if let Some(jwks) = &self.jwks {
             let has_keys = jwks.get("keys").is_some_and(Value::is_array);
             if !has_keys || jwks.to_string().len() > MAX_JWKS_BYTES {
-                return Err(invalid("jwks must be a JWK Set with a keys array, at most 16 KiB"));
+                return Err(invalid(
+                    "jwks must be a JWK Set with a keys array, at most 16 KiB",
+                ));
             }
         }
         if let Some(uri) = &self.jwks_uri {
@@ -187,7 +216,10 @@ impl ClientMetadataRequest {
         if let Some(scope) = &self.scope {
             check_scope(scope)?;
         }
-        let client_name = self.client_name.map(|n| check_text(n, "client_name")).transpose()?;
+        let client_name = self
+            .client_name
+            .map(|n| check_text(n, "client_name"))
+            .transpose()?;
         if let Some(uri) = &self.client_uri {
             check_https_uri(uri, "client_uri")?;
         }
@@ -227,7 +259,9 @@ impl ClientMetadataRequest {
 /// Refuses duplicates and over-long lists; keeps the order given.
 fn distinct(values: Vec<String>, field: &str) -> Result<Vec<String>, MetadataError> {
     if values.len() > MAX_REDIRECT_URIS {
-        return Err(invalid(format!("{field} has more than {MAX_REDIRECT_URIS} entries")));
+        return Err(invalid(format!(
+            "{field} has more than {MAX_REDIRECT_URIS} entries"
+        )));
     }
     for (i, v) in values.iter().enumerate() {
         if values[..i].contains(v) {
@@ -258,7 +292,9 @@ fn check_https_uri(uri: &str, field: &str) -> Result<(), MetadataError> {
 fn check_scope(scope: &str) -> Result<(), MetadataError> {
     let nqchar = |c: char| matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e');
     let ok = scope.len() <= MAX_SCOPE
-        && scope.split(' ').all(|t| !t.is_empty() && t.chars().all(nqchar));
+        && scope
+            .split(' ')
+            .all(|t| !t.is_empty() && t.chars().all(nqchar));
     if ok || scope.is_empty() {
         Ok(())
     } else {
@@ -268,7 +304,9 @@ fn check_scope(scope: &str) -> Result<(), MetadataError> {
 
 fn check_text(value: String, field: &str) -> Result<String, MetadataError> {
     if value.chars().count() > MAX_TEXT || value.chars().any(char::is_control) {
-        Err(invalid(format!("{field} must be at most {MAX_TEXT} characters of text")))
+        Err(invalid(format!(
+            "{field} must be at most {MAX_TEXT} characters of text"
+        )))
     } else {
         Ok(value)
     }
@@ -280,7 +318,9 @@ mod tests {
     use serde_json::json;
 
     fn validate(value: Value) -> Result<ClientMetadata, MetadataError> {
-        serde_json::from_value::<ClientMetadataRequest>(value).unwrap().validate()
+        serde_json::from_value::<ClientMetadataRequest>(value)
+            .unwrap()
+            .validate()
     }
 
     #[test]

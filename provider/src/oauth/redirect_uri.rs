@@ -36,7 +36,9 @@ pub fn check(raw: &str, application_type: ApplicationType) -> Result<(), String>
         "http" if is_loopback(&url) => Ok(()),
         "http" => Err(format!("{raw} uses http on a host other than loopback")),
         _ if application_type == ApplicationType::Native => Ok(()),
-        _ => Err(format!("{raw}: only native clients may use a private-use scheme")),
+        _ => Err(format!(
+            "{raw}: only native clients may use a private-use scheme"
+        )),
     }
 }
 

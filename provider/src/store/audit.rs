@@ -20,7 +20,10 @@ pub struct AuditRow<'a> {
     pub details: &'a str,
 }
 
-pub async fn insert<'e>(db: impl Executor<'e, Database = Any>, row: &AuditRow<'_>) -> StoreResult<()> {
+pub async fn insert<'e>(
+    db: impl Executor<'e, Database = Any>,
+    row: &AuditRow<'_>,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
          user_agent, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

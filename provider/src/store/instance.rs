@@ -7,7 +7,10 @@ use super::StoreResult;
 pub const DIGEST_KEY: &str = "secret-digest-key";
 pub const ROOT_ADMIN_DIGEST: &str = "root-admin-digest";
 
-pub async fn get<'e>(db: impl Executor<'e, Database = Any>, name: &str) -> StoreResult<Option<Vec<u8>>> {
+pub async fn get<'e>(
+    db: impl Executor<'e, Database = Any>,
+    name: &str,
+) -> StoreResult<Option<Vec<u8>>> {
     let value = sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
         .bind(name)
         .fetch_optional(db)

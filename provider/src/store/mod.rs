@@ -95,10 +95,10 @@ impl Store {
         let options = AnyConnectOptions::from_str(url.as_str())?;
         match url.backend() {
             Backend::Sqlite => {
-                if let Some(dir) = url.sqlite_path().as_deref().and_then(|p| p.parent()) {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir)?;
-                    }
+                if let Some(dir) = url.sqlite_path().as_deref().and_then(|p| p.parent())
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir)?;
                 }
                 let writer = sqlite_pool(1).connect_with(options.clone()).await?;
                 let reader = sqlite_pool(8).connect_with(options).await?;

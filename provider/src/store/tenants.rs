@@ -65,7 +65,10 @@ pub async fn insert<'e>(
     Ok(())
 }
 
-pub async fn get<'e>(db: impl Executor<'e, Database = Any>, tenant: &TenantId) -> StoreResult<Option<Tenant>> {
+pub async fn get<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+) -> StoreResult<Option<Tenant>> {
     let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id = $1");
     sqlx::query_as::<_, TenantRow>(&sql)
         .bind(tenant.as_str())
@@ -75,15 +78,24 @@ pub async fn get<'e>(db: impl Executor<'e, Database = Any>, tenant: &TenantId) -
         .transpose()
 }
 
-pub async fn admin_secret_digest<'e>(
+/// The tenant with its admin secret's digest, in one read, for admin authentication.
+pub async fn get_with_admin_digest<'e>(
     db: impl Executor<'e, Database = Any>,
     tenant: &TenantId,
-) -> StoreResult<Option<Vec<u8>>> {
-    let digest = sqlx::query_scalar("SELECT admin_secret_digest FROM tenants WHERE id = $1")
+) -> StoreResult<Option<(Tenant, Vec<u8>)>> {
+    #[derive(FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        tenant: TenantRow,
+        admin_secret_digest: Vec<u8>,
+    }
+    let sql = format!("SELECT {COLUMNS}, admin_secret_digest FROM tenants WHERE id = $1");
+    sqlx::query_as::<_, Row>(&sql)
         .bind(tenant.as_str())
         .fetch_optional(db)
-        .await?;
-    Ok(digest)
+        .await?
+        .map(|row| Ok((Tenant::try_from(row.tenant)?, row.admin_secret_digest)))
+        .transpose()
 }
 
 /// Tenants in id order, after the `after` cursor.

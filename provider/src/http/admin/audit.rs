@@ -18,10 +18,11 @@ pub(super) struct AuditQuery {
 }
 
 fn view(row: &StoredAudit) -> Value {
-    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.occurred_at_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
+    let time =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.occurred_at_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default();
     let mut body = json!({
         "id": row.id,
         "time": time,
@@ -47,7 +48,11 @@ pub(super) async fn list(
     admin: TenantAdmin,
     AdminQuery(query): AdminQuery<AuditQuery>,
 ) -> Result<Json<Value>, AdminError> {
-    let limit = Page { after: None, limit: query.limit }.limit()?;
+    let limit = Page {
+        after: None,
+        limit: query.limit,
+    }
+    .limit()?;
     let rows = crate::store::audit::list(
         state.store.reader(),
         admin.tenant.id.as_str(),

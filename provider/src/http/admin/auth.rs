@@ -68,30 +68,43 @@ impl FromRequestParts<AppState> for TenantAdmin {
                 None => None,
             };
             return tenant
-                .map(|tenant| Self { tenant, by_root: true })
+                .map(|tenant| Self {
+                    tenant,
+                    by_root: true,
+                })
                 .ok_or_else(|| AdminError::not_found("tenant"));
         }
 
-        if let Some(id) = &tenant_id {
-            let digest = tenants::admin_secret_digest(state.store.reader(), id).await?;
-            if let Some(digest) = digest {
-                if state.digester.verify(SecretKind::TenantAdmin, presented, &digest) {
-                    if let Some(tenant) = tenants::get(state.store.reader(), id).await? {
-                        return Ok(Self { tenant, by_root: false });
-                    }
-                }
-                return Err(refuse(parts, state, id.as_str(), json!({ "scope": "tenant" })).await);
+        if let Some(id) = &tenant_id
+            && let Some((tenant, digest)) =
+                tenants::get_with_admin_digest(state.store.reader(), id).await?
+        {
+            if state
+                .digester
+                .verify(SecretKind::TenantAdmin, presented, &digest)
+            {
+                return Ok(Self {
+                    tenant,
+                    by_root: false,
+                });
             }
+            return Err(refuse(parts, state, id.as_str(), json!({ "scope": "tenant" })).await);
         }
         // Unknown or malformed tenant: recorded under the system bucket, answered like any
         // other failure so the response does not tell which tenants exist.
-        let details = json!({ "scope": "tenant", "tenant": raw_tenant.chars().take(63).collect::<String>() });
+        let details =
+            json!({ "scope": "tenant", "tenant": raw_tenant.chars().take(63).collect::<String>() });
         Err(refuse(parts, state, SYSTEM_TENANT, details).await)
     }
 }
 
 /// Records `admin.auth_failed` and returns the 401 to answer with.
-async fn refuse(parts: &mut Parts, state: &AppState, tenant_id: &str, details: serde_json::Value) -> AdminError {
+async fn refuse(
+    parts: &mut Parts,
+    state: &AppState,
+    tenant_id: &str,
+    details: serde_json::Value,
+) -> AdminError {
     let Ok(meta) = RequestMeta::from_request_parts(parts, state).await;
     let details = json!({
         "reason": if presented_secret(parts).is_some() { "wrong_secret" } else { "missing_secret" },
@@ -99,7 +112,15 @@ async fn refuse(parts: &mut Parts, state: &AppState, tenant_id: &str, details: s
         "detail": details,
     });
     let event = AuditEvent::new("admin.auth_failed").details(details);
-    if let Err(err) = audit::record(state.store.writer(), state.clock.as_ref(), tenant_id, &meta, event).await {
+    if let Err(err) = audit::record(
+        state.store.writer(),
+        state.clock.as_ref(),
+        tenant_id,
+        &meta,
+        event,
+    )
+    .await
+    {
         tracing::warn!(error = %err, "could not record admin.auth_failed");
     }
     AdminError::unauthorized()

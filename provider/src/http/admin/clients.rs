@@ -66,7 +66,9 @@ fn with_secret(mut body: Value, secret: Option<String>) -> Value {
 fn check_client_id(raw: &str) -> Result<(), AdminError> {
     let ok = !raw.is_empty()
         && raw.len() <= MAX_CLIENT_ID
-        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
     if ok {
         Ok(())
     } else {
@@ -133,9 +135,18 @@ pub(super) async fn create(
     meta: RequestMeta,
     AdminJson(request): AdminJson<CreateClient>,
 ) -> Result<impl IntoResponse, AdminError> {
-    let (client, secret) =
-        create_client(&state, &admin.tenant.id, &meta, request.client_id, request.metadata).await?;
-    Ok((StatusCode::CREATED, Json(with_secret(view(&client), secret))))
+    let (client, secret) = create_client(
+        &state,
+        &admin.tenant.id,
+        &meta,
+        request.client_id,
+        request.metadata,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(with_secret(view(&client), secret)),
+    ))
 }
 
 pub(super) async fn list(
@@ -144,8 +155,13 @@ pub(super) async fn list(
     AdminQuery(page): AdminQuery<Page>,
 ) -> Result<Json<Value>, AdminError> {
     let limit = page.limit()?;
-    let found =
-        clients::list(state.store.reader(), &admin.tenant.id, page.after.as_deref(), limit).await?;
+    let found = clients::list(
+        state.store.reader(),
+        &admin.tenant.id,
+        page.after.as_deref(),
+        limit,
+    )
+    .await?;
     let items: Vec<Value> = found.iter().map(view).collect();
     Ok(Json(page_body(items, limit, |c| {
         c["client_id"].as_str().unwrap_or_default().to_owned()
@@ -163,7 +179,9 @@ pub(super) async fn get(
     admin: TenantAdmin,
     AdminPath((_, client_id)): AdminPath<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
-    Ok(Json(view(&load(&state, &admin.tenant.id, &client_id).await?)))
+    Ok(Json(view(
+        &load(&state, &admin.tenant.id, &client_id).await?,
+    )))
 }
 
 /// RFC 7592-style replacement of the whole metadata. A client that starts using a secret gets
@@ -178,17 +196,20 @@ pub(super) async fn replace(
     let tenant = &admin.tenant.id;
     let mut client = load(&state, tenant, &client_id).await?;
     if client.status == ClientStatus::Revoked {
-        return Err(AdminError::conflict("client_revoked", "a revoked client cannot change"));
+        return Err(AdminError::conflict(
+            "client_revoked",
+            "a revoked client cannot change",
+        ));
     }
     let metadata = request.validate()?;
     let mut new_secret_value = None;
     if !metadata.uses_client_secret() {
         client.secret_digest = None;
-    } else if client.secret_digest.is_none() {
-        if let Some((secret, digest)) = new_secret(&state, &metadata) {
-            client.secret_digest = Some(digest);
-            new_secret_value = Some(secret);
-        }
+    } else if client.secret_digest.is_none()
+        && let Some((secret, digest)) = new_secret(&state, &metadata)
+    {
+        client.secret_digest = Some(digest);
+        new_secret_value = Some(secret);
     }
     client.metadata = metadata;
     client.updated_at = state.clock.unix();
@@ -198,7 +219,14 @@ pub(super) async fn replace(
     let event = AuditEvent::new("client.updated")
         .client(&client.client_id)
         .details(json!({ "metadata": client.metadata }));
-    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), &meta, event).await?;
+    audit::record(
+        &mut *tx,
+        state.clock.as_ref(),
+        tenant.as_str(),
+        &meta,
+        event,
+    )
+    .await?;
     store::commit(tx).await?;
     Ok(Json(with_secret(view(&client), new_secret_value)))
 }
@@ -213,14 +241,20 @@ pub(super) async fn set_status(
 ) -> Result<Json<Value>, AdminError> {
     let tenant = &admin.tenant.id;
     let to = ClientStatus::parse(&change.status).ok_or_else(|| {
-        AdminError::bad_request("invalid_request", "status must be active, suspended or revoked")
+        AdminError::bad_request(
+            "invalid_request",
+            "status must be active, suspended or revoked",
+        )
     })?;
     let mut client = load(&state, tenant, &client_id).await?;
     if client.status == to {
         return Ok(Json(view(&client)));
     }
     if client.status == ClientStatus::Revoked {
-        return Err(AdminError::conflict("client_revoked", "a revoked client cannot change"));
+        return Err(AdminError::conflict(
+            "client_revoked",
+            "a revoked client cannot change",
+        ));
     }
     let event_name = match to {
         ClientStatus::Active => "client.reactivated",
@@ -233,14 +267,24 @@ pub(super) async fn set_status(
     match clients::set_status(&mut *tx, tenant, &client_id, client.status, to, now).await {
         // Changed by someone else since we read it: let the caller look again.
         Err(StoreError::NotFound) => {
-            return Err(AdminError::conflict("conflict", "the client changed; retry"));
+            return Err(AdminError::conflict(
+                "conflict",
+                "the client changed; retry",
+            ));
         }
         other => other?,
     }
     let event = AuditEvent::new(event_name)
         .client(&client_id)
         .details(json!({ "from": client.status.as_str(), "to": to.as_str() }));
-    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), &meta, event).await?;
+    audit::record(
+        &mut *tx,
+        state.clock.as_ref(),
+        tenant.as_str(),
+        &meta,
+        event,
+    )
+    .await?;
     store::commit(tx).await?;
     client.status = to;
     client.updated_at = now;
@@ -257,16 +301,31 @@ pub(super) async fn rotate_secret(
     let tenant = &admin.tenant.id;
     let client = load(&state, tenant, &client_id).await?;
     if client.status == ClientStatus::Revoked {
-        return Err(AdminError::conflict("client_revoked", "a revoked client cannot change"));
+        return Err(AdminError::conflict(
+            "client_revoked",
+            "a revoked client cannot change",
+        ));
     }
     let (secret, digest) = new_secret(&state, &client.metadata).ok_or_else(|| {
-        AdminError::bad_request("invalid_request", "this client does not use a client secret")
+        AdminError::bad_request(
+            "invalid_request",
+            "this client does not use a client secret",
+        )
     })?;
 
     let mut tx = state.store.begin().await?;
     clients::set_secret_digest(&mut *tx, tenant, &client_id, &digest, state.clock.unix()).await?;
     let event = AuditEvent::new("client.secret_rotated").client(&client_id);
-    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), &meta, event).await?;
+    audit::record(
+        &mut *tx,
+        state.clock.as_ref(),
+        tenant.as_str(),
+        &meta,
+        event,
+    )
+    .await?;
     store::commit(tx).await?;
-    Ok(Json(json!({ "client_id": client_id, "client_secret": secret, "client_secret_expires_at": 0 })))
+    Ok(Json(
+        json!({ "client_id": client_id, "client_secret": secret, "client_secret_expires_at": 0 }),
+    ))
 }

@@ -25,16 +25,33 @@ use crate::{error::AdminError, state::AppState};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/tenants", post(tenants::create).get(tenants::list))
-        .route("/admin/tenants/{tenant}", get(tenants::get).patch(tenants::update))
+        .route(
+            "/admin/tenants/{tenant}",
+            get(tenants::get).patch(tenants::update),
+        )
         .route("/a/{tenant}/admin/secret", post(tenants::rotate_secret))
-        .route("/a/{tenant}/admin/clients", post(clients::create).get(clients::list))
+        .route(
+            "/a/{tenant}/admin/clients",
+            post(clients::create).get(clients::list),
+        )
         .route(
             "/a/{tenant}/admin/clients/{client_id}",
-            get(clients::get).put(clients::replace).patch(clients::set_status),
+            get(clients::get)
+                .put(clients::replace)
+                .patch(clients::set_status),
         )
-        .route("/a/{tenant}/admin/clients/{client_id}/secret", post(clients::rotate_secret))
-        .route("/a/{tenant}/admin/users", post(users::create).get(users::list))
-        .route("/a/{tenant}/admin/users/{user_id}", get(users::get).patch(users::update))
+        .route(
+            "/a/{tenant}/admin/clients/{client_id}/secret",
+            post(clients::rotate_secret),
+        )
+        .route(
+            "/a/{tenant}/admin/users",
+            post(users::create).get(users::list),
+        )
+        .route(
+            "/a/{tenant}/admin/users/{user_id}",
+            get(users::get).patch(users::update),
+        )
         .route("/a/{tenant}/admin/audit", get(audit::list))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::TenantId;
 
-use super::{AdminJson, AdminPath, AdminQuery, Page, RootAdmin, TenantAdmin, check_text, page_body};
+use super::{
+    AdminJson, AdminPath, AdminQuery, Page, RootAdmin, TenantAdmin, check_text, page_body,
+};
 use crate::{
     audit::{self, AuditEvent, RequestMeta},
     clock::rfc3339,
@@ -103,7 +105,14 @@ pub(crate) async fn create_tenant(
     }
     let details = json!({ "display_name": tenant.display_name, "allowed_email_domains": tenant.allowed_email_domains });
     let event = AuditEvent::new("tenant.created").details(details);
-    audit::record(&mut *tx, state.clock.as_ref(), tenant.id.as_str(), meta, event).await?;
+    audit::record(
+        &mut *tx,
+        state.clock.as_ref(),
+        tenant.id.as_str(),
+        meta,
+        event,
+    )
+    .await?;
     store::commit(tx).await?;
     Ok((tenant, secret))
 }
@@ -128,7 +137,9 @@ pub(super) async fn list(
     let limit = page.limit()?;
     let found = tenants::list(state.store.reader(), page.after.as_deref(), limit).await?;
     let items: Vec<Value> = found.iter().map(|t| view(t, &state)).collect();
-    Ok(Json(page_body(items, limit, |t| t["id"].as_str().unwrap_or_default().to_owned())))
+    Ok(Json(page_body(items, limit, |t| {
+        t["id"].as_str().unwrap_or_default().to_owned()
+    })))
 }
 
 async fn load(state: &AppState, raw_id: &str) -> Result<Tenant, AdminError> {
@@ -166,7 +177,14 @@ pub(super) async fn update(
     tenants::update(&mut *tx, &tenant).await?;
     let details = json!({ "display_name": tenant.display_name, "allowed_email_domains": tenant.allowed_email_domains });
     let event = AuditEvent::new("tenant.updated").details(details);
-    audit::record(&mut *tx, state.clock.as_ref(), tenant.id.as_str(), &meta, event).await?;
+    audit::record(
+        &mut *tx,
+        state.clock.as_ref(),
+        tenant.id.as_str(),
+        &meta,
+        event,
+    )
+    .await?;
     store::commit(tx).await?;
     Ok(Json(view(&tenant, &state)))
 }
@@ -185,7 +203,14 @@ pub(super) async fn rotate_secret(
     tenants::set_admin_secret_digest(&mut *tx, tenant, &digest, state.clock.unix()).await?;
     let event = AuditEvent::new("tenant.admin_secret_rotated")
         .details(json!({ "by": if admin.by_root { "root" } else { "tenant" } }));
-    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), &meta, event).await?;
+    audit::record(
+        &mut *tx,
+        state.clock.as_ref(),
+        tenant.as_str(),
+        &meta,
+        event,
+    )
+    .await?;
     store::commit(tx).await?;
     Ok(Json(json!({ "id": tenant, "admin_secret": secret })))
 }

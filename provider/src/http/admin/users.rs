@@ -110,7 +110,14 @@ pub(super) async fn create(
     let event = AuditEvent::new("user.created")
         .user(&user.user_id)
         .details(json!({ "email": user.email }));
-    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), &meta, event).await?;
+    audit::record(
+        &mut *tx,
+        state.clock.as_ref(),
+        tenant.as_str(),
+        &meta,
+        event,
+    )
+    .await?;
     store::commit(tx).await?;
     Ok((StatusCode::CREATED, Json(view(&user))))
 }
@@ -129,7 +136,11 @@ pub(super) async fn list(
         let items: Vec<Value> = found.iter().map(view).collect();
         return Ok(Json(json!({ "items": items })));
     }
-    let limit = super::Page { after: None, limit: query.limit }.limit()?;
+    let limit = super::Page {
+        after: None,
+        limit: query.limit,
+    }
+    .limit()?;
     let found = users::list(state.store.reader(), tenant, query.after.as_deref(), limit).await?;
     let items: Vec<Value> = found.iter().map(view).collect();
     Ok(Json(page_body(items, limit, |u| {
@@ -182,7 +193,10 @@ pub(super) async fn update(
     };
     let mut changed = serde_json::Map::new();
     if before.email != user.email {
-        changed.insert("email".into(), json!({ "from": before.email, "to": user.email }));
+        changed.insert(
+            "email".into(),
+            json!({ "from": before.email, "to": user.email }),
+        );
     }
     if before.name != user.name {
         changed.insert("name".into(), json!({ "to": user.name }));
@@ -196,7 +210,14 @@ pub(super) async fn update(
     let event = AuditEvent::new(event_name)
         .user(&user.user_id)
         .details(Value::Object(changed));
-    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), &meta, event).await?;
+    audit::record(
+        &mut *tx,
+        state.clock.as_ref(),
+        tenant.as_str(),
+        &meta,
+        event,
+    )
+    .await?;
     store::commit(tx).await?;
     Ok(Json(view(&user)))
 }
