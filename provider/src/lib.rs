@@ -9,11 +9,13 @@ pub mod dev;
 pub mod email;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod oauth;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 
 pub use http::app;
 pub use state::AppState;

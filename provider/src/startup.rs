@@ -11,6 +11,7 @@ use crate::{
     clock::Clock,
     config::Config,
     crypto::{Sealer, SecretDigester, SecretKind, random_bytes, random_secret},
+    keys::KeyService,
     state::AppState,
     store::{Store, instance},
 };
@@ -42,11 +43,13 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         .map(|url| redis::Client::open(url.expose().as_str()))
         .transpose()
         .context("REDIS_URL")?;
+    let keys = Arc::new(KeyService::new(store.clone(), sealer, clock.clone()));
     Ok(AppState {
         config: Arc::new(config),
         store,
         clock,
         digester: Arc::new(digester),
+        keys,
         root_admin_digest: Arc::new(root_admin_digest),
         redis,
     })

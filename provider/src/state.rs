@@ -6,6 +6,7 @@ use crate::{
     clock::Clock,
     config::Config,
     crypto::{SecretDigester, SecretKind},
+    keys::KeyService,
     store::Store,
 };
 
@@ -15,6 +16,7 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub digester: Arc<SecretDigester>,
+    pub keys: Arc<KeyService>,
     /// Keyed digest of the root admin secret (from `ADMIN_SECRET` or generated at first start).
     pub root_admin_digest: Arc<Vec<u8>>,
     pub redis: Option<redis::Client>,

@@ -1,9 +1,8 @@
 //! `/healthz` and `/readyz`: readiness follows the database and Redis, and recovers with them.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use e2e::{Backend, TestServer, both_databases, pg::PrivateCluster, reqwest::StatusCode};
-use provider::clock::SystemClock;
 
 async fn healthz_and_readyz_answer_when_all_is_well(s: TestServer) {
     let health = s.get("/healthz", None).await;
@@ -20,24 +19,15 @@ async fn healthz_and_readyz_answer_when_all_is_well(s: TestServer) {
 /// Redis on its usual loopback port answers; one on a closed port makes the provider unready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_checks_redis_when_configured() {
-    let with_redis = TestServer::start_with(
-        Backend::Sqlite,
-        &[("REDIS_URL", "redis://127.0.0.1:6379")],
-        Arc::new(SystemClock),
-    )
-    .await;
+    let with_redis =
+        TestServer::start_with(Backend::Sqlite, &[("REDIS_URL", "redis://127.0.0.1:6379")]).await;
     let ready = with_redis.get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     assert_eq!(ready.json["checks"]["redis"], "ok");
 
     let port = e2e::binary::free_port();
     let url = format!("redis://127.0.0.1:{port}");
-    let without = TestServer::start_with(
-        Backend::Sqlite,
-        &[("REDIS_URL", &url)],
-        Arc::new(SystemClock),
-    )
-    .await;
+    let without = TestServer::start_with(Backend::Sqlite, &[("REDIS_URL", &url)]).await;
     let unready = without.get("/readyz", None).await;
     assert_eq!(unready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(unready.json["failed"], e2e::json!(["redis"]));
@@ -52,7 +42,7 @@ both_databases!(healthz_and_readyz_answer_when_all_is_well);
 async fn readyz_follows_postgresql_going_away_and_coming_back() {
     let cluster = PrivateCluster::start();
     let url = cluster.url();
-    let s = TestServer::start_on(&url, &[], Arc::new(SystemClock)).await;
+    let s = TestServer::start_on(&url, &[]).await;
     let t = s.create_tenant().await;
     assert_eq!(s.get("/readyz", None).await.status, StatusCode::OK);
 

@@ -141,7 +141,11 @@ async fn audit_rows_of_one_tenant_are_invisible_to_another(s: TestServer) {
         .iter()
         .map(|r| r["event"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["tenant.created"], "only B's own creation");
+    assert_eq!(
+        events,
+        ["tenant.created", "key.activated", "key.staged"],
+        "only B's own creation"
+    );
     assert!(!b_rows.text.contains("ada@example.com"));
     let a_rows = store::audit::list(s.state.store.reader(), &a.id, 0, Some("user.created"), 10)
         .await

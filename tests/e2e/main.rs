@@ -14,4 +14,5 @@ mod admin_users;
 mod bad_input;
 mod health;
 mod isolation;
+mod keys;
 mod startup;

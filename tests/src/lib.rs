@@ -10,12 +10,13 @@
 )]
 
 pub mod binary;
+pub mod jwt;
 pub mod pg;
 
 use std::{collections::HashMap, sync::Arc};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use provider::{AppState, clock::Clock, clock::SystemClock, config::Config, startup};
+use provider::{AppState, clock::ManualClock, config::Config, startup};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -68,6 +69,8 @@ pub struct TestServer {
     pub root_secret: String,
     pub backend: Backend,
     pub state: AppState,
+    /// The server's clock: it starts at the real time and moves only when a test moves it.
+    pub clock: Arc<ManualClock>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _database: Database,
@@ -118,11 +121,11 @@ pub fn unique(prefix: &str) -> String {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, &[], Arc::new(SystemClock)).await
+        Self::start_with(backend, &[]).await
     }
 
-    /// Starts a server with extra environment variables and a clock of the test's choosing.
-    pub async fn start_with(backend: Backend, env: &[(&str, &str)], clock: Arc<dyn Clock>) -> Self {
+    /// Starts a server with extra environment variables.
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Self {
         let (database, url) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -135,22 +138,23 @@ impl TestServer {
                 (Database::Postgres(db), url)
             }
         };
-        Self::launch(backend, database, url, env, clock).await
+        Self::launch(backend, database, url, env).await
     }
 
     /// Starts a server on a PostgreSQL database the test manages itself.
-    pub async fn start_on(database_url: &str, env: &[(&str, &str)], clock: Arc<dyn Clock>) -> Self {
+    pub async fn start_on(database_url: &str, env: &[(&str, &str)]) -> Self {
         let url = database_url.to_owned();
-        Self::launch(Backend::Postgres, Database::External, url, env, clock).await
+        Self::launch(Backend::Postgres, Database::External, url, env).await
     }
 
+    #[allow(clippy::disallowed_methods)] // the manual clock starts at the real time
     async fn launch(
         backend: Backend,
         database: Database,
         url: String,
         env: &[(&str, &str)],
-        clock: Arc<dyn Clock>,
     ) -> Self {
+        let clock = Arc::new(ManualClock::at(time::OffsetDateTime::now_utc()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let root_secret = provider::crypto::random_secret();
@@ -168,7 +172,7 @@ impl TestServer {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = Config::from_map(false, &vars).expect("test configuration");
-        let state = startup::build_state(config, clock)
+        let state = startup::build_state(config, clock.clone())
             .await
             .expect("server state");
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -187,6 +191,7 @@ impl TestServer {
             root_secret,
             backend,
             state,
+            clock,
             shutdown: Some(shutdown),
             task: Some(task),
             _database: database,
@@ -238,6 +243,50 @@ impl TestServer {
             id,
             admin_secret: reply.json["admin_secret"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// Moves the server's clock forward.
+    pub fn advance(&self, seconds: i64) {
+        self.clock.advance(time::Duration::seconds(seconds));
+    }
+
+    /// The tenant's discovery document, from the RFC 8414 path-insertion URL.
+    pub async fn discover(&self, tenant: &str) -> Value {
+        let reply = self
+            .get(
+                &format!("/.well-known/oauth-authorization-server/a/{tenant}"),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json
+    }
+
+    /// Registers a client through the admin API; returns its id and secret (if any).
+    pub async fn create_client(
+        &self,
+        tenant: &TestTenant,
+        metadata: Value,
+    ) -> (String, Option<String>) {
+        let path = format!("/a/{}/admin/clients", tenant.id);
+        let reply = self.post(&path, Some(&tenant.admin_secret), metadata).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        let secret = reply.json["client_secret"].as_str().map(str::to_owned);
+        (reply.json["client_id"].as_str().unwrap().to_owned(), secret)
+    }
+
+    /// POSTs a form to an absolute URL, with HTTP Basic client credentials when given.
+    pub async fn form(
+        &self,
+        url: &str,
+        basic: Option<(&str, &str)>,
+        params: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.http.post(url).form(params);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        read(request.send().await.unwrap()).await
     }
 
     /// The tenant's audit rows of one event, oldest first.

@@ -1,22 +1,32 @@
 //! The route table and the middleware every request passes through.
 
 pub mod admin;
+mod client_auth;
+mod discovery;
 mod health;
+mod introspect;
+mod protocol;
 pub mod request_id;
+mod revoke;
+mod token;
+mod userinfo;
 
 use std::time::Duration;
 
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
-    http::{HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde_json::json;
 use tower_http::{
-    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer,
+    catch_panic::CatchPanicLayer,
+    cors::{Any, CorsLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
@@ -27,8 +37,56 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// A request still running after this is answered 408 and dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Endpoints that answer CORS from any origin, without credentials (SPEC).
+fn cors_routes() -> Router<AppState> {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("dpop"),
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(600));
+    Router::new()
+        // Discovery: RFC 8414 §3 path insertion and the OpenID Connect path, both ways round.
+        .route(
+            "/a/{tenant}/.well-known/openid-configuration",
+            get(discovery::metadata),
+        )
+        .route(
+            "/a/{tenant}/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/a/{tenant}",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration/a/{tenant}",
+            get(discovery::metadata),
+        )
+        // jwks_uri
+        .route("/a/{tenant}/jwks.json", get(discovery::jwks))
+        // token_endpoint
+        .route("/a/{tenant}/token", post(token::token))
+        // introspection_endpoint
+        .route("/a/{tenant}/introspect", post(introspect::introspect))
+        // revocation_endpoint
+        .route("/a/{tenant}/revoke", post(revoke::revoke))
+        .layer(cors)
+}
+
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .merge(cors_routes())
+        // userinfo_endpoint
+        .route(
+            "/a/{tenant}/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
         // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

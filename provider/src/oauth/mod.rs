@@ -1,4 +1,9 @@
 //! Protocol rules with no HTTP or SQL in them.
 
+pub mod access_token;
 pub mod client_metadata;
+pub mod metadata;
+pub mod params;
 pub mod redirect_uri;
+pub mod resource;
+pub mod scope;

@@ -9,6 +9,8 @@
 pub mod audit;
 pub mod clients;
 pub mod instance;
+pub mod keys;
+pub mod revoked_tokens;
 pub mod tenants;
 pub mod users;
 

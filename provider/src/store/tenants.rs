@@ -10,15 +10,24 @@ pub struct Tenant {
     pub id: TenantId,
     pub display_name: String,
     pub allowed_email_domains: Vec<String>,
+    /// Lifetime of access tokens, in seconds.
+    pub access_token_ttl: i64,
+    /// Lifetime of ID tokens, in seconds.
+    pub id_token_ttl: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// Token lifetime given to new tenants.
+pub const DEFAULT_TOKEN_TTL: i64 = 600;
 
 #[derive(FromRow)]
 struct TenantRow {
     id: String,
     display_name: String,
     allowed_email_domains: String,
+    access_token_ttl: i64,
+    id_token_ttl: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -32,13 +41,16 @@ impl TryFrom<TenantRow> for Tenant {
             display_name: row.display_name,
             allowed_email_domains: serde_json::from_str(&row.allowed_email_domains)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            access_token_ttl: row.access_token_ttl,
+            id_token_ttl: row.id_token_ttl,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
     }
 }
 
-const COLUMNS: &str = "id, display_name, allowed_email_domains, created_at, updated_at";
+const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl, id_token_ttl, \
+                       created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()
@@ -52,7 +64,8 @@ pub async fn insert<'e>(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO tenants (id, display_name, allowed_email_domains, admin_secret_digest, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+         created_at, updated_at, access_token_ttl, id_token_ttl) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -60,6 +73,8 @@ pub async fn insert<'e>(
     .bind(admin_secret_digest)
     .bind(tenant.created_at)
     .bind(tenant.updated_at)
+    .bind(tenant.access_token_ttl)
+    .bind(tenant.id_token_ttl)
     .execute(db)
     .await?;
     Ok(())
@@ -118,13 +133,15 @@ pub async fn list<'e>(
 /// Writes the tenant's display name and email domains; `NotFound` when it does not exist.
 pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) -> StoreResult<()> {
     let result = sqlx::query(
-        "UPDATE tenants SET display_name = $2, allowed_email_domains = $3, updated_at = $4 \
-         WHERE id = $1",
+        "UPDATE tenants SET display_name = $2, allowed_email_domains = $3, updated_at = $4, \
+         access_token_ttl = $5, id_token_ttl = $6 WHERE id = $1",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
     .bind(domains_json(tenant))
     .bind(tenant.updated_at)
+    .bind(tenant.access_token_ttl)
+    .bind(tenant.id_token_ttl)
     .execute(db)
     .await?;
     found(result.rows_affected())

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod clients;
+mod keys;
 pub(crate) mod tenants;
 mod users;
 
@@ -53,6 +54,12 @@ pub fn routes() -> Router<AppState> {
             get(users::get).patch(users::update),
         )
         .route("/a/{tenant}/admin/audit", get(audit::list))
+        .route("/a/{tenant}/admin/keys", get(keys::list).post(keys::stage))
+        .route("/a/{tenant}/admin/keys/revoke", post(keys::revoke))
+        .route(
+            "/a/{tenant}/admin/keys/{kid}/activate",
+            post(keys::activate),
+        )
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -73,6 +80,27 @@ pub struct AdminQuery<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(AdminError))]
 pub struct AdminPath<T>(pub T);
+
+/// A JSON body that may be left out entirely: an empty body is `None`.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AdminError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, AdminError> {
+        let has_body = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|len| len != "0")
+            || request.headers().contains_key(header::TRANSFER_ENCODING);
+        if !has_body {
+            return Ok(Self(None));
+        }
+        let AdminJson(value) = AdminJson::<T>::from_request(request, state).await?;
+        Ok(Self(Some(value)))
+    }
+}
 
 /// Cursor pagination shared by the listings: `?after=<cursor>&limit=<n>`.
 #[derive(Debug, Default, Deserialize)]

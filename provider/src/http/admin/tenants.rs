@@ -15,10 +15,11 @@ use crate::{
     crypto::{SecretKind, random_secret},
     email,
     error::AdminError,
+    keys::lifecycle::MAX_TOKEN_TTL,
     state::AppState,
     store::{
         self, StoreError,
-        tenants::{self, Tenant},
+        tenants::{self, DEFAULT_TOKEN_TTL, Tenant},
     },
 };
 
@@ -38,6 +39,22 @@ pub(crate) struct CreateTenant {
 pub(super) struct UpdateTenant {
     display_name: Option<String>,
     allowed_email_domains: Option<Vec<String>>,
+    access_token_ttl: Option<i64>,
+    id_token_ttl: Option<i64>,
+}
+
+/// Shortest token lifetime accepted; shorter ones break clients on any clock skew.
+const MIN_TOKEN_TTL: i64 = 60;
+
+fn check_ttl(value: i64, field: &str) -> Result<i64, AdminError> {
+    if (MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(&value) {
+        Ok(value)
+    } else {
+        Err(AdminError::bad_request(
+            "invalid_request",
+            format!("{field} must be from {MIN_TOKEN_TTL} to {MAX_TOKEN_TTL} seconds"),
+        ))
+    }
 }
 
 pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
@@ -46,6 +63,8 @@ pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
         "issuer": tenant.id.issuer(&state.config.public_url),
         "display_name": tenant.display_name,
         "allowed_email_domains": tenant.allowed_email_domains,
+        "access_token_ttl": tenant.access_token_ttl,
+        "id_token_ttl": tenant.id_token_ttl,
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),
     })
@@ -87,6 +106,8 @@ pub(crate) async fn create_tenant(
         id,
         display_name,
         allowed_email_domains: check_domains(request.allowed_email_domains.unwrap_or_default())?,
+        access_token_ttl: DEFAULT_TOKEN_TTL,
+        id_token_ttl: DEFAULT_TOKEN_TTL,
         created_at: now,
         updated_at: now,
     };
@@ -113,6 +134,7 @@ pub(crate) async fn create_tenant(
         event,
     )
     .await?;
+    state.keys.create_initial(&mut tx, &tenant.id, meta).await?;
     store::commit(tx).await?;
     Ok((tenant, secret))
 }
@@ -171,11 +193,22 @@ pub(super) async fn update(
     if let Some(domains) = request.allowed_email_domains {
         tenant.allowed_email_domains = check_domains(domains)?;
     }
+    if let Some(ttl) = request.access_token_ttl {
+        tenant.access_token_ttl = check_ttl(ttl, "access_token_ttl")?;
+    }
+    if let Some(ttl) = request.id_token_ttl {
+        tenant.id_token_ttl = check_ttl(ttl, "id_token_ttl")?;
+    }
     tenant.updated_at = state.clock.unix();
 
     let mut tx = state.store.begin().await?;
     tenants::update(&mut *tx, &tenant).await?;
-    let details = json!({ "display_name": tenant.display_name, "allowed_email_domains": tenant.allowed_email_domains });
+    let details = json!({
+        "display_name": tenant.display_name,
+        "allowed_email_domains": tenant.allowed_email_domains,
+        "access_token_ttl": tenant.access_token_ttl,
+        "id_token_ttl": tenant.id_token_ttl,
+    });
     let event = AuditEvent::new("tenant.updated").details(details);
     audit::record(
         &mut *tx,

@@ -1,0 +1,58 @@
+//! Token introspection (RFC 7662) for confidential clients such as resource servers. Anything
+//! that is not a live token of this tenant is `{"active": false}`.
+
+use axum::{extract::State, http::HeaderMap, response::Response};
+use serde_json::json;
+
+use super::{
+    client_auth,
+    protocol::{FormBody, IssuerTenant},
+    token::{no_store, single},
+};
+use crate::{
+    error::OAuthError,
+    keys::SignatureError,
+    state::AppState,
+    tokens::{self, Inactive},
+};
+
+pub(super) async fn introspect(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    headers: HeaderMap,
+    FormBody(params): FormBody,
+) -> Result<Response, OAuthError> {
+    let client =
+        client_auth::authenticate(&state, &tenant.tenant, &tenant.issuer, &headers, &params)
+            .await?;
+    if client.metadata.is_public() {
+        return Err(OAuthError::invalid_client(
+            "public clients cannot introspect",
+            &tenant.issuer,
+        ));
+    }
+    let token = single(&params, "token")?
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    match tokens::check(&state, &tenant.tenant.id, &tenant.issuer, token).await {
+        Ok(t) => {
+            let mut body = json!({
+                "active": true,
+                "token_type": "Bearer",
+                "client_id": t.client_id,
+                "sub": t.sub,
+                "aud": t.aud,
+                "iss": t.iss,
+                "exp": t.exp,
+                "iat": t.iat,
+                "jti": t.jti,
+            });
+            if let Some(scope) = t.scope {
+                body["scope"] = scope.into();
+            }
+            Ok(no_store(body))
+        }
+        Err(Inactive::Unavailable(err)) => Err(err.into()),
+        Err(Inactive::Signature(SignatureError::Unavailable)) => Err(OAuthError::unavailable()),
+        Err(_) => Ok(no_store(json!({ "active": false }))),
+    }
+}

@@ -1,0 +1,8 @@
+//! Signing keys: the lifecycle (a pure state machine), key material, and the service that
+//! applies transitions, caches keys per tenant, signs tokens and verifies signatures.
+
+pub mod lifecycle;
+pub mod material;
+mod service;
+
+pub use service::{KeyError, KeyService, KeyView, REFRESH_MS, SignatureError};

@@ -1,0 +1,45 @@
+//! Authorization server metadata (RFC 8414) and OpenID Connect Discovery 1.0, per tenant.
+//! Only what the server really supports is advertised.
+
+use serde_json::{Value, json};
+
+use crate::keys::material::Alg;
+
+/// Client authentication methods the token, introspection and revocation endpoints accept.
+pub const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+
+/// Paths of the tenant's endpoints, relative to its issuer.
+pub mod paths {
+    pub const JWKS: &str = "/jwks.json";
+    pub const TOKEN: &str = "/token";
+    pub const INTROSPECTION: &str = "/introspect";
+    pub const REVOCATION: &str = "/revoke";
+    pub const USERINFO: &str = "/userinfo";
+}
+
+pub fn document(issuer: &str) -> Value {
+    let algs: Vec<&str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
+    let confidential: Vec<&str> = CLIENT_AUTH_METHODS
+        .iter()
+        .copied()
+        .filter(|m| *m != "none")
+        .collect();
+    json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}{}", paths::JWKS),
+        "token_endpoint": format!("{issuer}{}", paths::TOKEN),
+        "introspection_endpoint": format!("{issuer}{}", paths::INTROSPECTION),
+        "revocation_endpoint": format!("{issuer}{}", paths::REVOCATION),
+        "userinfo_endpoint": format!("{issuer}{}", paths::USERINFO),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": confidential,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "scopes_supported": ["openid", "profile", "email"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "email", "email_verified", "name"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "access_token_signing_alg_values_supported": algs,
+    })
+}
