@@ -84,6 +84,43 @@ async fn introspect(s: &TestServer, t: &TestTenant, token: &str) -> Value {
     reply.json
 }
 
+/// A user's access token with the openid scope, signed by the tenant's active key, and the
+/// userinfo URL to present it to.
+async fn user_token(s: &TestServer, t: &TestTenant) -> (String, String) {
+    let user = s
+        .post(
+            &format!("/a/{}/admin/users", t.id),
+            Some(&t.admin_secret),
+            json!({ "email": "ada@example.com" }),
+        )
+        .await;
+    let (client_id, _) = s
+        .create_client(t, json!({ "grant_types": ["client_credentials"] }))
+        .await;
+    let issuer = s.discover(&t.id).await["issuer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let audience = vec![issuer.clone()];
+    let scope = vec!["openid".to_owned()];
+    let jti = provider::tokens::new_jti();
+    let new = provider::oauth::access_token::NewAccessToken {
+        issuer: &issuer,
+        subject: user.json["user_id"].as_str().unwrap(),
+        client_id: &client_id,
+        audience: &audience,
+        scope: &scope,
+        issued_at: provider::clock::Clock::unix(s.clock.as_ref()),
+        ttl: 600,
+        jti: &jti,
+    };
+    let tenant = shared::TenantId::parse(&t.id).unwrap();
+    let token = provider::tokens::issue(&s.state, &tenant, new)
+        .await
+        .unwrap();
+    (token, format!("{issuer}/userinfo"))
+}
+
 async fn a_new_tenant_has_one_active_and_one_staged_key_in_its_jwks(s: TestServer) {
     let t = s.create_tenant().await;
     let keys = keys(&s, &t).await;
@@ -167,10 +204,48 @@ async fn activation_waits_for_the_publish_window_then_retires_the_old_key(s: Tes
     assert_eq!(introspect(&s, &t, &old_token).await["active"], true);
     assert_eq!(s.audit_events(&t.id, "key.retired").await.len(), 1);
 
-    // Once every token it signed has expired, it leaves the JWKS.
-    s.advance(24 * 3600);
+    // Revoking the retired key kills its tokens at once, before they expire.
+    let mid_token = token(&s, &t).await;
+    let revoke = s
+        .post(
+            &format!("/a/{}/admin/keys/revoke", t.id),
+            Some(&t.admin_secret),
+            json!({ "kid": old_active }),
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.text);
+    assert_eq!(introspect(&s, &t, &old_token).await["active"], false);
     assert!(!jwks_kids(&s, &t).await.contains(&old_active));
+    assert_eq!(
+        introspect(&s, &t, &mid_token).await["active"],
+        true,
+        "the active key is untouched"
+    );
+
+    // A retired key leaves the JWKS once every token it signed has expired.
+    let staged = s
+        .post(
+            &format!("/a/{}/admin/keys", t.id),
+            Some(&t.admin_secret),
+            json!({}),
+        )
+        .await;
+    let next = staged.json["kid"].as_str().unwrap().to_owned();
+    s.advance(300);
+    let path = format!("/a/{}/admin/keys/{next}/activate", t.id);
+    assert_eq!(
+        s.post(&path, Some(&t.admin_secret), json!({})).await.status,
+        StatusCode::OK
+    );
+    assert!(
+        jwks_kids(&s, &t).await.contains(&kid),
+        "{kid} is retired and still published"
+    );
+    s.advance(24 * 3600 - 1);
     assert!(jwks_kids(&s, &t).await.contains(&kid));
+    s.advance(1);
+    assert!(!jwks_kids(&s, &t).await.contains(&kid));
+    assert!(jwks_kids(&s, &t).await.contains(&next));
 }
 
 async fn forcing_an_early_activation_is_audited(s: TestServer) {

@@ -560,4 +560,145 @@ both_databases!(
     introspection_reports_live_tokens_and_nothing_else,
     revocation_makes_a_token_inactive_for_its_own_client_only,
     userinfo_answers_bearer_tokens_of_active_users,
+    private_key_jwt_clients_authenticate_with_signed_assertions_once,
 );
+
+mod private_key_jwt {
+    use super::*;
+    use josekit::{
+        jwk::KeyPair,
+        jws::{ES256, JwsHeader},
+        jwt::{self as jose_jwt, JwtPayload},
+    };
+
+    /// A client key pair: the public JWK to register and a signer for assertions.
+    fn client_key(kid: &str) -> (Value, josekit::jws::alg::ecdsa::EcdsaJwsSigner) {
+        let pair = ES256.generate_key_pair().unwrap();
+        let mut public = pair.to_jwk_public_key();
+        public.set_key_id(kid);
+        let mut signer = ES256.signer_from_der(pair.to_der_private_key()).unwrap();
+        signer.set_key_id(kid);
+        (serde_json::to_value(public.as_ref()).unwrap(), signer)
+    }
+
+    fn assertion(signer: &dyn josekit::jws::JwsSigner, claims: Value) -> String {
+        let payload = JwtPayload::from_map(claims.as_object().unwrap().clone()).unwrap();
+        jose_jwt::encode_with_signer(&payload, &JwsHeader::new(), signer).unwrap()
+    }
+
+    pub(super) async fn clients_authenticate_with_signed_assertions_once(s: TestServer) {
+        let t = s.create_tenant().await;
+        let (public, signer) = client_key("k1");
+        let (client_id, secret) = s
+            .create_client(
+                &t,
+                json!({
+                    "grant_types": ["client_credentials"],
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks": { "keys": [public] },
+                }),
+            )
+            .await;
+        assert!(secret.is_none(), "private_key_jwt clients get no secret");
+        let doc = s.discover(&t.id).await;
+        assert!(
+            doc["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("private_key_jwt"))
+        );
+        let url = doc["token_endpoint"].as_str().unwrap().to_owned();
+        let now = s.clock.now().unix_timestamp();
+        let claims = |aud: &str, exp: i64, jti: &str| json!({ "iss": client_id, "sub": client_id, "aud": aud, "exp": exp, "iat": now, "jti": jti });
+        let send = |assertion: String| {
+            let url = url.clone();
+            let s = &s;
+            async move {
+                s.form(
+                    &url,
+                    None,
+                    &[
+                        ("grant_type", "client_credentials"),
+                        (
+                            "client_assertion_type",
+                            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                        ),
+                        ("client_assertion", &assertion),
+                    ],
+                )
+                .await
+            }
+        };
+
+        let good = assertion(&signer, claims(&url, now + 60, "a1"));
+        let ok = send(good.clone()).await;
+        assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+        assert_eq!(
+            jwt::parts(ok.json["access_token"].as_str().unwrap()).1["client_id"],
+            client_id.as_str()
+        );
+        assert_oauth_error(
+            &send(good).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        );
+
+        let issuer = doc["issuer"].as_str().unwrap();
+        assert_eq!(
+            send(assertion(&signer, claims(issuer, now + 60, "a2")))
+                .await
+                .status,
+            StatusCode::OK,
+            "the issuer is an audience too"
+        );
+        let (_, stranger) = client_key("k1");
+        for (why, forged) in [
+            (
+                "another key",
+                assertion(&stranger, claims(&url, now + 60, "b1")),
+            ),
+            ("expired", assertion(&signer, claims(&url, now - 1, "b2"))),
+            (
+                "too long-lived",
+                assertion(&signer, claims(&url, now + 3600, "b3")),
+            ),
+            (
+                "another audience",
+                assertion(
+                    &signer,
+                    claims("https://elsewhere.example/token", now + 60, "b4"),
+                ),
+            ),
+            (
+                "HMAC",
+                jwt::hs256(
+                    &json!({ "alg": "HS256", "kid": "k1" }),
+                    &claims(&url, now + 60, "b5"),
+                    b"secret",
+                ),
+            ),
+        ] {
+            let reply = send(forged).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{why}: {}",
+                reply.text
+            );
+            assert_eq!(reply.json["error"], "invalid_client", "{why}");
+        }
+        // The client registered private_key_jwt, so a secret-style login is refused outright.
+        let basic = s
+            .form(
+                &url,
+                Some((&client_id, "anything")),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_oauth_error(&basic, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+}
+
+async fn private_key_jwt_clients_authenticate_with_signed_assertions_once(s: TestServer) {
+    private_key_jwt::clients_authenticate_with_signed_assertions_once(s).await;
+}

@@ -5,12 +5,15 @@ use axum::http::{HeaderMap, header};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use url::form_urlencoded;
 
+use josekit::jwt;
+
 use crate::{
     crypto::SecretKind,
     error::OAuthError,
-    oauth::params::Params,
+    oauth::{client_assertion, metadata::paths, params::Params},
     state::AppState,
     store::{
+        client_assertions,
         clients::{self, Client},
         tenants::Tenant,
     },
@@ -19,9 +22,21 @@ use crate::{
 /// How the client presented itself.
 #[derive(Debug, PartialEq, Eq)]
 enum Presented {
-    Basic { client_id: String, secret: String },
-    Post { client_id: String, secret: String },
-    None { client_id: String },
+    Basic {
+        client_id: String,
+        secret: String,
+    },
+    Post {
+        client_id: String,
+        secret: String,
+    },
+    PrivateKeyJwt {
+        client_id: String,
+        assertion: String,
+    },
+    None {
+        client_id: String,
+    },
 }
 
 impl Presented {
@@ -29,6 +44,7 @@ impl Presented {
         match self {
             Self::Basic { .. } => "client_secret_basic",
             Self::Post { .. } => "client_secret_post",
+            Self::PrivateKeyJwt { .. } => "private_key_jwt",
             Self::None { .. } => "none",
         }
     }
@@ -37,6 +53,7 @@ impl Presented {
         match self {
             Self::Basic { client_id, .. }
             | Self::Post { client_id, .. }
+            | Self::PrivateKeyJwt { client_id, .. }
             | Self::None { client_id } => client_id,
         }
     }
@@ -74,10 +91,29 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthErr
     let repeated = |e: crate::oauth::params::Repeated| OAuthError::invalid_request(e.to_string());
     let body_id = params.single("client_id").map_err(repeated)?;
     let body_secret = params.single("client_secret").map_err(repeated)?;
-    if params.contains("client_assertion") {
-        return Err(OAuthError::invalid_request(
-            "client assertions are not supported",
-        ));
+    if let Some(assertion) = params.single("client_assertion").map_err(repeated)? {
+        if headers.contains_key(header::AUTHORIZATION) || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method",
+            ));
+        }
+        let assertion_type = params.single("client_assertion_type").map_err(repeated)?;
+        if assertion_type != Some(client_assertion::ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_request(
+                "unsupported client_assertion_type",
+            ));
+        }
+        let issuer = unverified_issuer(assertion)
+            .ok_or_else(|| OAuthError::invalid_client("client authentication failed", ""))?;
+        if body_id.is_some_and(|id| id != issuer) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the assertion",
+            ));
+        }
+        return Ok(Presented::PrivateKeyJwt {
+            client_id: issuer,
+            assertion: assertion.to_owned(),
+        });
     }
     match (basic_credentials(headers)?, body_id, body_secret) {
         (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
@@ -102,6 +138,69 @@ fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthErr
             "client authentication is required",
             "",
         )),
+    }
+}
+
+/// The `iss` an assertion claims, read before its signature is checked: only to find which
+/// client's keys to check it with.
+fn unverified_issuer(assertion: &str) -> Option<String> {
+    let payload = assertion.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+/// Verifies a private_key_jwt assertion against the client's registered keys, once.
+async fn check_assertion(
+    state: &AppState,
+    tenant: &Tenant,
+    issuer: &str,
+    client: &Client,
+    assertion: &str,
+) -> Result<(), String> {
+    let jwks = client
+        .metadata
+        .jwks
+        .as_ref()
+        .ok_or("keys published at a jwks_uri are not fetched; register them inline as jwks")?;
+    let header = jwt::decode_header(assertion).map_err(|e| e.to_string())?;
+    let alg = header
+        .claim("alg")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let kid = header.claim("kid").and_then(serde_json::Value::as_str);
+    let verifier = client_assertion::verifier(jwks, alg, kid)?;
+    let (payload, _) =
+        jwt::decode_with_verifier(assertion, verifier.as_ref()).map_err(|e| e.to_string())?;
+    let audiences: Vec<String> = std::iter::once(issuer.to_owned())
+        .chain(
+            [paths::TOKEN, paths::INTROSPECTION, paths::REVOCATION]
+                .iter()
+                .map(|p| format!("{issuer}{p}")),
+        )
+        .collect();
+    let audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
+    let claims = client_assertion::check(
+        payload.claims_set().clone(),
+        &client.client_id,
+        &audiences,
+        state.clock.unix(),
+    )?;
+    let first_use = client_assertions::record_once(
+        state.store.writer(),
+        &tenant.id,
+        &client.client_id,
+        &claims.jti,
+        claims.exp,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if first_use {
+        Ok(())
+    } else {
+        Err("the assertion was already used".into())
     }
 }
 
@@ -134,6 +233,12 @@ pub(super) async fn authenticate(
                 .digester
                 .verify(SecretKind::ClientSecret, secret, stored)
             {
+                return Err(refuse());
+            }
+        }
+        Presented::PrivateKeyJwt { assertion, .. } => {
+            if let Err(why) = check_assertion(state, tenant, issuer, &client, assertion).await {
+                tracing::info!(client_id = %client.client_id, why, "client assertion refused");
                 return Err(refuse());
             }
         }

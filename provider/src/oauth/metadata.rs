@@ -3,10 +3,15 @@
 
 use serde_json::{Value, json};
 
-use crate::keys::material::Alg;
+use crate::{keys::material::Alg, oauth::client_assertion};
 
 /// Client authentication methods the token, introspection and revocation endpoints accept.
-pub const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+pub const CLIENT_AUTH_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
 
 /// Paths of the tenant's endpoints, relative to its issuer.
 pub mod paths {
@@ -36,6 +41,7 @@ pub fn document(issuer: &str) -> Value {
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": confidential,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
         "scopes_supported": ["openid", "profile", "email"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "email", "email_verified", "name"],
         "subject_types_supported": ["public"],

@@ -7,6 +7,7 @@
 //! reads run beside them.
 
 pub mod audit;
+pub mod client_assertions;
 pub mod clients;
 pub mod instance;
 pub mod keys;
