@@ -276,6 +276,22 @@ async fn revoking_the_active_key_kills_its_tokens_and_promotes_the_staged_key(s:
         kids_in(&before, "staged")[0].clone(),
     );
     assert_eq!(introspect(&s, &t, &old_token).await["active"], true);
+    let (user_token, userinfo) = user_token(&s, &t).await;
+    let before_revocation = e2e::read(
+        s.http
+            .get(&userinfo)
+            .bearer_auth(&user_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        before_revocation.status,
+        StatusCode::OK,
+        "{}",
+        before_revocation.text
+    );
 
     let reply = s
         .post(
@@ -286,6 +302,17 @@ async fn revoking_the_active_key_kills_its_tokens_and_promotes_the_staged_key(s:
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json["revoked"], json!([active]));
+    let after_revocation = e2e::read(
+        s.http
+            .get(&userinfo)
+            .bearer_auth(&user_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(after_revocation.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(after_revocation.json["error"], "invalid_token");
 
     let after = keys(&s, &t).await;
     assert_eq!(kids_in(&after, "revoked"), [active.as_str()]);
