@@ -160,6 +160,8 @@ pub struct Config {
     pub redis_url: Option<Secret<String>>,
     pub admin_secret: Option<Secret<String>>,
     pub key_encryption_key: Option<Secret<[u8; 32]>>,
+    /// The key being rotated out: values it sealed still open until `provider keys rewrap`.
+    pub key_encryption_key_previous: Option<Secret<[u8; 32]>>,
     pub smtp: Option<SmtpConfig>,
     pub sentry: Option<SentryConfig>,
     pub log_format: LogFormat,
@@ -222,7 +224,10 @@ impl Config {
             })
             .transpose()?;
         let key_encryption_key = get("KEY_ENCRYPTION_KEY")
-            .map(|raw| parse_key_encryption_key(&raw))
+            .map(|raw| parse_key_encryption_key("KEY_ENCRYPTION_KEY", &raw))
+            .transpose()?;
+        let key_encryption_key_previous = get("KEY_ENCRYPTION_KEY_PREVIOUS")
+            .map(|raw| parse_key_encryption_key("KEY_ENCRYPTION_KEY_PREVIOUS", &raw))
             .transpose()?;
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("json") => LogFormat::Json,
@@ -236,6 +241,7 @@ impl Config {
             redis_url,
             admin_secret,
             key_encryption_key,
+            key_encryption_key_previous,
             smtp: parse_smtp(&get)?,
             sentry: parse_sentry(&get)?,
             log_format,
@@ -267,14 +273,16 @@ fn parse_public_url(raw: &str) -> Result<String, ConfigError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-fn parse_key_encryption_key(raw: &str) -> Result<Secret<[u8; 32]>, ConfigError> {
-    const VAR: &str = "KEY_ENCRYPTION_KEY";
+fn parse_key_encryption_key(
+    variable: &'static str,
+    raw: &str,
+) -> Result<Secret<[u8; 32]>, ConfigError> {
     let bytes = STANDARD
         .decode(raw.trim())
-        .map_err(|_| bad(VAR, "must be base64 (standard alphabet)"))?;
+        .map_err(|_| bad(variable, "must be base64 (standard alphabet)"))?;
     let key: [u8; 32] = bytes
         .try_into()
-        .map_err(|_| bad(VAR, "must decode to exactly 32 bytes"))?;
+        .map_err(|_| bad(variable, "must decode to exactly 32 bytes"))?;
     Ok(Secret::new(key))
 }
 

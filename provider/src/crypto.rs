@@ -165,6 +165,45 @@ impl Sealer {
     }
 }
 
+/// The sealing key in force and, while `KEY_ENCRYPTION_KEY` is being rotated, the previous one:
+/// new values are sealed with the current key; values sealed with either key open.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    current: Sealer,
+    previous: Option<Sealer>,
+}
+
+impl Keyring {
+    pub fn new(current: Sealer, previous: Option<Sealer>) -> Self {
+        Self { current, previous }
+    }
+
+    pub fn current_key_id(&self) -> String {
+        self.current.key_id()
+    }
+
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        self.current.seal(plaintext, aad)
+    }
+
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, UnsealError> {
+        self.current
+            .open(sealed, aad)
+            .or_else(|err| match &self.previous {
+                Some(previous) => previous.open(sealed, aad),
+                None => Err(err),
+            })
+    }
+
+    /// The value sealed again with the current key, or `None` when it already is.
+    pub fn rewrap(&self, sealed: &[u8], aad: &[u8]) -> Result<Option<Vec<u8>>, UnsealError> {
+        if Sealer::sealed_key_id(sealed).as_deref() == Some(self.current.key_id().as_str()) {
+            return Ok(None);
+        }
+        Ok(Some(self.seal(&self.open(sealed, aad)?, aad)))
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -201,5 +240,25 @@ mod tests {
         *tampered.last_mut().unwrap() ^= 1;
         assert!(sealer.open(&tampered, b"tenant-a").is_err());
         assert_eq!(Sealer::sealed_key_id(&sealed).unwrap(), sealer.key_id());
+    }
+
+    #[test]
+    fn a_keyring_opens_both_keys_and_rewraps_to_the_current_one() {
+        let old = Sealer::new(&[1; 32]);
+        let sealed_old = old.seal(b"secret", b"ctx");
+        let ring = Keyring::new(Sealer::new(&[2; 32]), Some(old));
+        assert_eq!(ring.open(&sealed_old, b"ctx").unwrap(), b"secret");
+        let rewrapped = ring.rewrap(&sealed_old, b"ctx").unwrap().unwrap();
+        assert_eq!(
+            Sealer::sealed_key_id(&rewrapped).unwrap(),
+            ring.current_key_id()
+        );
+        assert!(
+            ring.rewrap(&rewrapped, b"ctx").unwrap().is_none(),
+            "already current"
+        );
+        let only_new = Keyring::new(Sealer::new(&[2; 32]), None);
+        assert_eq!(only_new.open(&rewrapped, b"ctx").unwrap(), b"secret");
+        assert!(only_new.open(&sealed_old, b"ctx").is_err());
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod oauth;
+pub mod rewrap;
 pub mod startup;
 pub mod state;
 pub mod store;

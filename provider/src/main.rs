@@ -27,6 +27,18 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Signing-key maintenance.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Seal every stored secret again with KEY_ENCRYPTION_KEY, opening each with it or with
+    /// KEY_ENCRYPTION_KEY_PREVIOUS.
+    Rewrap,
 }
 
 #[tokio::main]
@@ -42,6 +54,9 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Serve { .. } => serve(config).await,
         Command::Migrate => migrate(&config).await,
+        Command::Keys {
+            command: KeysCommand::Rewrap,
+        } => rewrap(&config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,6 +75,21 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     let store = startup::open_store(config).await?;
     store.close().await;
     println!("migrations applied");
+    Ok(())
+}
+
+async fn rewrap(config: &Config) -> anyhow::Result<()> {
+    let store = startup::open_store(config).await?;
+    let keyring = startup::keyring(config)?;
+    let report = provider::rewrap::rewrap(&store, &keyring).await?;
+    store.close().await;
+    println!(
+        "rewrapped {} instance secret(s) and {} signing key(s) under key {}; {} already current",
+        report.instance_secrets,
+        report.signing_keys,
+        keyring.current_key_id(),
+        report.already_current
+    );
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use crate::{
     clock::Clock,
     config::Config,
-    crypto::{Sealer, SecretDigester, SecretKind, random_bytes, random_secret},
+    crypto::{Keyring, Sealer, SecretDigester, SecretKind, random_bytes, random_secret},
     keys::KeyService,
     state::AppState,
     store::{Store, instance},
@@ -34,8 +34,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// Builds the state the router runs on.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
     let store = open_store(&config).await?;
-    let sealer = Sealer::new(&key_encryption_key(&config)?);
-    let digester = SecretDigester::new(digest_key(&store, &sealer, clock.unix()).await?);
+    let keyring = keyring(&config)?;
+    let digester = SecretDigester::new(digest_key(&store, &keyring, clock.unix()).await?);
     let root_admin_digest = root_admin_digest(&config, &store, &digester, clock.unix()).await?;
     let redis = config
         .redis_url
@@ -43,7 +43,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         .map(|url| redis::Client::open(url.expose().as_str()))
         .transpose()
         .context("REDIS_URL")?;
-    let keys = Arc::new(KeyService::new(store.clone(), sealer, clock.clone()));
+    let keys = Arc::new(KeyService::new(store.clone(), keyring, clock.clone()));
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -53,6 +53,16 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         root_admin_digest: Arc::new(root_admin_digest),
         redis,
     })
+}
+
+/// The sealing keys: `KEY_ENCRYPTION_KEY` and, during its rotation, `KEY_ENCRYPTION_KEY_PREVIOUS`.
+pub fn keyring(config: &Config) -> anyhow::Result<Keyring> {
+    let current = Sealer::new(&key_encryption_key(config)?);
+    let previous = config
+        .key_encryption_key_previous
+        .as_ref()
+        .map(|key| Sealer::new(key.expose()));
+    Ok(Keyring::new(current, previous))
 }
 
 /// `KEY_ENCRYPTION_KEY`, or in dev mode a key kept in the data folder so restarts keep working.
@@ -94,11 +104,11 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-const DIGEST_KEY_AAD: &[u8] = b"instance:secret-digest-key";
+pub const DIGEST_KEY_AAD: &[u8] = b"instance:secret-digest-key";
 
 /// The key of the secret digests, created sealed on first start; every replica reads the one
 /// that won the insert.
-async fn digest_key(store: &Store, sealer: &Sealer, now: i64) -> anyhow::Result<[u8; 32]> {
+async fn digest_key(store: &Store, sealer: &Keyring, now: i64) -> anyhow::Result<[u8; 32]> {
     let stored = match instance::get(store.reader(), instance::DIGEST_KEY).await? {
         Some(sealed) => sealed,
         None => {
@@ -115,7 +125,7 @@ async fn digest_key(store: &Store, sealer: &Sealer, now: i64) -> anyhow::Result<
             "KEY_ENCRYPTION_KEY: does not open this database's secrets (they were sealed with \
              key {}, this key is {})",
             Sealer::sealed_key_id(&stored).unwrap_or_default(),
-            sealer.key_id()
+            sealer.current_key_id()
         )
     })?;
     key.try_into()

@@ -211,3 +211,107 @@ async fn migrate_applies_the_schema_on_both_databases() {
     assert_eq!(tables, 5);
     store.close().await;
 }
+
+fn keys_env(
+    bind: &str,
+    root: &str,
+    current: &str,
+    previous: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("BIND", bind.to_owned()),
+        ("ADMIN_SECRET", root.to_owned()),
+        ("KEY_ENCRYPTION_KEY", current.to_owned()),
+    ];
+    if let Some(previous) = previous {
+        env.push(("KEY_ENCRYPTION_KEY_PREVIOUS", previous.to_owned()));
+    }
+    env
+}
+
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Rotating `KEY_ENCRYPTION_KEY`: serve with the new key and the previous one, rewrap, then the
+/// new key alone opens everything and the old one alone opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_encryption_key_rotation_by_rewrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (random_key_b64(), random_key_b64());
+    let bind = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{bind}");
+    let root = "root-secret-for-the-rewrap-test-0123456789";
+
+    // First life: the old key seals the digest key and the tenant's signing keys.
+    let env = keys_env(&bind, root, &old, None);
+    let mut server = Running::spawn(&["serve"], &borrowed(&env), dir.path());
+    server.wait_ready(&format!("{base}/readyz"), LIMIT).await;
+    let http = reqwest::Client::new();
+    let tenant: serde_json::Value = http
+        .post(format!("{base}/admin/tenants"))
+        .header("x-admin-secret", root)
+        .json(&serde_json::json!({ "id": "rewrap" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant_secret = tenant["admin_secret"].as_str().unwrap().to_owned();
+    assert!(server.terminate(LIMIT).success());
+
+    let wrong = keys_env(&bind, root, &new, Some(&random_key_b64()));
+    let refused = run(&["keys", "rewrap"], &borrowed(&wrong), dir.path(), LIMIT);
+    assert_refused(&refused, "KEY_ENCRYPTION_KEY_PREVIOUS");
+
+    let env = keys_env(&bind, root, &new, Some(&old));
+    let output = run(&["keys", "rewrap"], &borrowed(&env), dir.path(), LIMIT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("rewrapped 1 instance secret(s) and 2 signing key(s)"),
+        "{stdout}"
+    );
+    let again = run(&["keys", "rewrap"], &borrowed(&env), dir.path(), LIMIT);
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.contains("rewrapped 0 instance secret(s) and 0 signing key(s)"),
+        "{again}"
+    );
+
+    // The new key alone now opens everything: the tenant secret verifies, tokens are signed.
+    let env = keys_env(&bind, root, &new, None);
+    let mut server = Running::spawn(&["serve"], &borrowed(&env), dir.path());
+    server.wait_ready(&format!("{base}/readyz"), LIMIT).await;
+    let client: serde_json::Value = http
+        .post(format!("{base}/a/rewrap/admin/clients"))
+        .header("x-admin-secret", &tenant_secret)
+        .json(&serde_json::json!({ "grant_types": ["client_credentials"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = http
+        .post(format!("{base}/a/rewrap/token"))
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    assert!(server.terminate(LIMIT).success());
+
+    let env = keys_env(&bind, root, &old, None);
+    let output = run(&["serve"], &borrowed(&env), dir.path(), LIMIT);
+    assert_refused(&output, "KEY_ENCRYPTION_KEY");
+}

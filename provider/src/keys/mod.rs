@@ -5,4 +5,6 @@ pub mod lifecycle;
 pub mod material;
 mod service;
 
-pub use service::{KeyError, KeyService, KeyView, REFRESH_MS, SignatureError};
+pub use service::{
+    KeyError, KeyService, KeyView, REFRESH_MS, SignatureError, aad as private_key_aad,
+};

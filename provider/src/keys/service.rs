@@ -27,7 +27,7 @@ use super::{
 use crate::{
     audit::{self, AuditEvent, RequestMeta},
     clock::Clock,
-    crypto::Sealer,
+    crypto::Keyring,
     store::{self, Store, StoreError, Tx, keys as key_store},
 };
 
@@ -95,7 +95,7 @@ struct TenantKeys {
 
 pub struct KeyService {
     store: Store,
-    sealer: Sealer,
+    sealer: Keyring,
     clock: Arc<dyn Clock>,
     cache: RwLock<HashMap<TenantId, Arc<TenantKeys>>>,
 }
@@ -108,7 +108,8 @@ impl std::fmt::Debug for KeyService {
     }
 }
 
-fn aad(tenant: &TenantId, kid: &str) -> Vec<u8> {
+/// Associated data binding a sealed private key to its tenant and kid.
+pub fn aad(tenant: &TenantId, kid: &str) -> Vec<u8> {
     format!("signing-key:{tenant}:{kid}").into_bytes()
 }
 
@@ -127,7 +128,7 @@ fn alg_of(key: &key_store::StoredKey) -> Result<Alg, KeyError> {
 }
 
 impl KeyService {
-    pub fn new(store: Store, sealer: Sealer, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Store, sealer: Keyring, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             sealer,

@@ -37,3 +37,17 @@ pub async fn insert_if_absent<'e>(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Replaces a stored value (used when rewrapping sealed values under a new key).
+pub async fn set<'e>(
+    db: impl Executor<'e, Database = Any>,
+    name: &str,
+    value: &[u8],
+) -> StoreResult<()> {
+    sqlx::query("UPDATE instance_secrets SET value = $2 WHERE name = $1")
+        .bind(name)
+        .bind(value)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -107,3 +107,32 @@ pub async fn set_state<'e>(
     .await?;
     found(result.rows_affected())
 }
+
+/// Every tenant's sealed private keys, for rewrapping under a new key encryption key. The one
+/// cross-tenant read of this table: an operator command, never a request.
+pub async fn all_sealed<'e>(
+    db: impl Executor<'e, Database = Any>,
+) -> StoreResult<Vec<(String, String, Vec<u8>)>> {
+    let rows = sqlx::query_as(
+        "SELECT tenant_id, kid, private_key FROM signing_keys ORDER BY tenant_id, kid",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}
+
+pub async fn set_sealed<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    kid: &str,
+    sealed: &[u8],
+) -> StoreResult<()> {
+    let result =
+        sqlx::query("UPDATE signing_keys SET private_key = $3 WHERE tenant_id = $1 AND kid = $2")
+            .bind(tenant.as_str())
+            .bind(kid)
+            .bind(sealed)
+            .execute(db)
+            .await?;
+    found(result.rows_affected())
+}
