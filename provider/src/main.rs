@@ -104,7 +104,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("BIND: cannot listen on {bind}: {e}"))?;
     tracing::info!(%bind, public_url = %state.config.public_url, "listening");
     let store = state.store.clone();
+    let rotation = provider::keys::rotation::spawn(state.clone());
     startup::serve(listener, state, startup::shutdown_signal()).await?;
+    rotation.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

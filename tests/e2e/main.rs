@@ -17,5 +17,6 @@ mod health;
 mod isolation;
 mod jwt_refusals;
 mod keys;
+mod replicas;
 mod startup;
 mod tokens;

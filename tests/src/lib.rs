@@ -71,6 +71,8 @@ pub struct TestServer {
     pub state: AppState,
     /// The server's clock: it starts at the real time and moves only when a test moves it.
     pub clock: Arc<ManualClock>,
+    pub database_url: String,
+    key_encryption_key: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _database: Database,
@@ -147,6 +149,14 @@ impl TestServer {
         Self::launch(Backend::Postgres, Database::External, url, env).await
     }
 
+    /// A second server on this one's database and key encryption key, with a clock of its own:
+    /// another replica behind the same load balancer.
+    pub async fn replica(&self) -> Self {
+        let env = [("KEY_ENCRYPTION_KEY", self.key_encryption_key.as_str())];
+        let url = self.database_url.clone();
+        Self::launch(self.backend, Database::External, url, &env).await
+    }
+
     #[allow(clippy::disallowed_methods)] // the manual clock starts at the real time
     async fn launch(
         backend: Backend,
@@ -158,12 +168,16 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let root_secret = provider::crypto::random_secret();
+        let key_encryption_key = env
+            .iter()
+            .find(|(k, _)| *k == "KEY_ENCRYPTION_KEY")
+            .map_or_else(random_key_b64, |(_, v)| (*v).to_owned());
         let mut vars: HashMap<String, String> = [
             ("BIND", listener.local_addr().unwrap().to_string()),
             ("PUBLIC_URL", base_url.clone()),
-            ("DATABASE_URL", url),
+            ("DATABASE_URL", url.clone()),
             ("ADMIN_SECRET", root_secret.clone()),
-            ("KEY_ENCRYPTION_KEY", random_key_b64()),
+            ("KEY_ENCRYPTION_KEY", key_encryption_key.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -192,6 +206,8 @@ impl TestServer {
             backend,
             state,
             clock,
+            database_url: url,
+            key_encryption_key,
             shutdown: Some(shutdown),
             task: Some(task),
             _database: database,

@@ -52,6 +52,7 @@ pub struct KeyRecord {
     pub kid: String,
     pub state: KeyState,
     pub created_at: i64,
+    pub activated_at: Option<i64>,
     pub retired_at: Option<i64>,
 }
 
@@ -79,6 +80,8 @@ pub enum Change {
     Set { kid: String, to: KeyState },
     /// Create a fresh key in `state`.
     Create { state: KeyState },
+    /// Forget a retired key that no unexpired token can need.
+    Purge { kid: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -185,6 +188,42 @@ pub fn revoke(keys: &[KeyRecord], kids: &[String]) -> Result<Vec<Change>, Lifecy
     Ok(changes)
 }
 
+/// What scheduled rotation does at `now` with a rotation `period`: forget retired keys no token
+/// can need; keep one staged key ready; once the active key has signed for `period`, hand over
+/// to the oldest staged key that has been published for the publish window.
+pub fn scheduled(keys: &[KeyRecord], now: i64, period: i64) -> Vec<Change> {
+    let mut changes: Vec<Change> = keys
+        .iter()
+        .filter(|k| k.state == KeyState::Retired && !k.is_published(now))
+        .map(|k| Change::Purge { kid: k.kid.clone() })
+        .collect();
+    let ready = keys
+        .iter()
+        .filter(|k| k.state == KeyState::Staged && now - k.created_at >= PUBLISH_WINDOW)
+        .min_by_key(|k| (k.created_at, k.kid.clone()));
+    let due = active(keys).is_some_and(|k| now - k.activated_at.unwrap_or(k.created_at) >= period);
+    let staged = keys.iter().filter(|k| k.state == KeyState::Staged).count();
+    match ready {
+        Some(next) if due => {
+            changes.extend(retire_active(keys));
+            changes.push(Change::Set {
+                kid: next.kid.clone(),
+                to: KeyState::Active,
+            });
+            if staged == 1 {
+                changes.push(Change::Create {
+                    state: KeyState::Staged,
+                });
+            }
+        }
+        _ if staged == 0 => changes.push(Change::Create {
+            state: KeyState::Staged,
+        }),
+        _ => {}
+    }
+    changes
+}
+
 /// The active key's kid, if any.
 pub fn active(keys: &[KeyRecord]) -> Option<&KeyRecord> {
     keys.iter().find(|k| k.state == KeyState::Active)
@@ -199,8 +238,76 @@ mod tests {
             kid: kid.into(),
             state,
             created_at,
+            activated_at: None,
             retired_at: None,
         }
+    }
+
+    const DAY: i64 = 24 * 3600;
+
+    #[test]
+    fn scheduled_rotation_waits_until_the_active_key_is_due() {
+        let keys = [
+            KeyRecord {
+                activated_at: Some(0),
+                ..key("a", KeyState::Active, 0)
+            },
+            key("s", KeyState::Staged, 0),
+        ];
+        assert_eq!(scheduled(&keys, 30 * DAY - 1, 30 * DAY), []);
+        assert_eq!(
+            scheduled(&keys, 30 * DAY, 30 * DAY),
+            [
+                set("a", KeyState::Retired),
+                set("s", KeyState::Active),
+                Change::Create {
+                    state: KeyState::Staged
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn scheduled_rotation_stages_first_and_waits_for_the_publish_window() {
+        let active = KeyRecord {
+            activated_at: Some(0),
+            ..key("a", KeyState::Active, 0)
+        };
+        assert_eq!(
+            scheduled(std::slice::from_ref(&active), 40 * DAY, 30 * DAY),
+            [Change::Create {
+                state: KeyState::Staged
+            }]
+        );
+        let young = [active, key("s", KeyState::Staged, 40 * DAY)];
+        assert_eq!(
+            scheduled(&young, 40 * DAY + PUBLISH_WINDOW - 1, 30 * DAY),
+            []
+        );
+        assert_eq!(
+            scheduled(&young, 40 * DAY + PUBLISH_WINDOW, 30 * DAY).len(),
+            3
+        );
+    }
+
+    #[test]
+    fn scheduled_rotation_purges_retired_keys_past_their_tokens() {
+        let keys = [
+            KeyRecord {
+                activated_at: Some(0),
+                ..key("a", KeyState::Active, 0)
+            },
+            key("s", KeyState::Staged, 0),
+            KeyRecord {
+                retired_at: Some(0),
+                ..key("r", KeyState::Retired, 0)
+            },
+        ];
+        assert_eq!(scheduled(&keys, MAX_TOKEN_TTL - 1, 30 * DAY), []);
+        assert_eq!(
+            scheduled(&keys, MAX_TOKEN_TTL, 30 * DAY),
+            [Change::Purge { kid: "r".into() }]
+        );
     }
 
     fn set(kid: &str, to: KeyState) -> Change {

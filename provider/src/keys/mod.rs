@@ -3,6 +3,7 @@
 
 pub mod lifecycle;
 pub mod material;
+pub mod rotation;
 mod service;
 
 pub use service::{

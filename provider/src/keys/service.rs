@@ -119,6 +119,7 @@ fn record_of(key: &key_store::StoredKey) -> Result<KeyRecord, KeyError> {
         state: KeyState::parse(&key.state)
             .ok_or_else(|| StoreError::Corrupt(format!("key state {}", key.state)))?,
         created_at: key.created_at,
+        activated_at: key.activated_at,
         retired_at: key.retired_at,
     })
 }
@@ -295,22 +296,27 @@ impl KeyService {
             let (kid, state) = match change {
                 Change::Set { kid, to } => {
                     key_store::set_state(&mut *tx, tenant, &kid, to.as_str(), now).await?;
-                    (kid, to)
+                    (kid, Some(to))
                 }
                 Change::Create { state } => {
                     let key = self.new_stored_key(tenant, Alg::Es256, state)?;
                     key_store::insert(&mut *tx, tenant, &key).await?;
-                    (key.kid, state)
+                    (key.kid, Some(state))
+                }
+                Change::Purge { kid } => {
+                    key_store::delete(&mut *tx, tenant, &kid).await?;
+                    (kid, None)
                 }
             };
             let event = match state {
-                KeyState::Staged => "key.staged",
-                KeyState::Active => "key.activated",
-                KeyState::Retired => "key.retired",
-                KeyState::Revoked => "key.revoked",
+                Some(KeyState::Staged) => "key.staged",
+                Some(KeyState::Active) => "key.activated",
+                Some(KeyState::Retired) => "key.retired",
+                Some(KeyState::Revoked) => "key.revoked",
+                None => "key.purged",
             };
             let mut details = json!({ "kid": kid });
-            if state == KeyState::Active
+            if state == Some(KeyState::Active)
                 && let (Some(target), Some(extra)) = (details.as_object_mut(), extra.as_object())
             {
                 target.extend(extra.clone());
@@ -323,11 +329,38 @@ impl KeyService {
                 AuditEvent::new(event).details(details),
             )
             .await?;
-            applied.push((kid, state));
+            if let Some(state) = state {
+                applied.push((kid, state));
+            }
         }
         store::commit(tx).await?;
         self.invalidate(tenant);
         Ok(applied)
+    }
+
+    /// One step of scheduled rotation for `tenant` (see `lifecycle::scheduled`). Decided first
+    /// without the lock, so idle tenants cost one read; decided again under the lock, so any
+    /// number of replicas running this at once apply it once. Returns the changes applied.
+    pub async fn rotate_if_due(&self, tenant: &TenantId, period: i64) -> Result<usize, KeyError> {
+        let stored = key_store::list(self.store.reader(), tenant).await?;
+        let records = stored
+            .iter()
+            .map(record_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        if lifecycle::scheduled(&records, self.clock.unix(), period).is_empty() {
+            return Ok(0);
+        }
+        let now = self.clock.unix();
+        let meta = RequestMeta::default();
+        let reason = json!({ "reason": "scheduled" });
+        let mut changed = 0;
+        self.transition(tenant, &meta, reason, |keys| {
+            let changes = lifecycle::scheduled(keys, now, period);
+            changed = changes.len();
+            Ok(changes)
+        })
+        .await?;
+        Ok(changed)
     }
 
     pub fn invalidate(&self, tenant: &TenantId) {

@@ -136,3 +136,18 @@ pub async fn set_sealed<'e>(
             .await?;
     found(result.rows_affected())
 }
+
+pub async fn delete<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    kid: &str,
+) -> StoreResult<()> {
+    let result = sqlx::query(
+        "DELETE FROM signing_keys WHERE tenant_id = $1 AND kid = $2 AND state = 'retired'",
+    )
+    .bind(tenant.as_str())
+    .bind(kid)
+    .execute(db)
+    .await?;
+    found(result.rows_affected())
+}

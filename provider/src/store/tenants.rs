@@ -14,12 +14,16 @@ pub struct Tenant {
     pub access_token_ttl: i64,
     /// Lifetime of ID tokens, in seconds.
     pub id_token_ttl: i64,
+    /// How long a key signs before scheduled rotation replaces it; 0 turns rotation off.
+    pub key_rotation_secs: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 /// Token lifetime given to new tenants.
 pub const DEFAULT_TOKEN_TTL: i64 = 600;
+/// Scheduled rotation period given to new tenants: 90 days.
+pub const DEFAULT_KEY_ROTATION_SECS: i64 = 90 * 24 * 3600;
 
 #[derive(FromRow)]
 struct TenantRow {
@@ -28,6 +32,7 @@ struct TenantRow {
     allowed_email_domains: String,
     access_token_ttl: i64,
     id_token_ttl: i64,
+    key_rotation_secs: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -43,6 +48,7 @@ impl TryFrom<TenantRow> for Tenant {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             access_token_ttl: row.access_token_ttl,
             id_token_ttl: row.id_token_ttl,
+            key_rotation_secs: row.key_rotation_secs,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -50,7 +56,7 @@ impl TryFrom<TenantRow> for Tenant {
 }
 
 const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl, id_token_ttl, \
-                       created_at, updated_at";
+                       key_rotation_secs, created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()
@@ -64,8 +70,8 @@ pub async fn insert<'e>(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO tenants (id, display_name, allowed_email_domains, admin_secret_digest, \
-         created_at, updated_at, access_token_ttl, id_token_ttl) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         created_at, updated_at, access_token_ttl, id_token_ttl, key_rotation_secs) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -75,6 +81,7 @@ pub async fn insert<'e>(
     .bind(tenant.updated_at)
     .bind(tenant.access_token_ttl)
     .bind(tenant.id_token_ttl)
+    .bind(tenant.key_rotation_secs)
     .execute(db)
     .await?;
     Ok(())
@@ -134,7 +141,7 @@ pub async fn list<'e>(
 pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) -> StoreResult<()> {
     let result = sqlx::query(
         "UPDATE tenants SET display_name = $2, allowed_email_domains = $3, updated_at = $4, \
-         access_token_ttl = $5, id_token_ttl = $6 WHERE id = $1",
+         access_token_ttl = $5, id_token_ttl = $6, key_rotation_secs = $7 WHERE id = $1",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -142,6 +149,7 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
     .bind(tenant.updated_at)
     .bind(tenant.access_token_ttl)
     .bind(tenant.id_token_ttl)
+    .bind(tenant.key_rotation_secs)
     .execute(db)
     .await?;
     found(result.rows_affected())
@@ -170,4 +178,22 @@ pub(crate) fn found(rows_affected: u64) -> StoreResult<()> {
     } else {
         Ok(())
     }
+}
+
+/// Every tenant with scheduled rotation on, and its period: the rotation task's work list.
+pub async fn rotation_schedule<'e>(
+    db: impl Executor<'e, Database = Any>,
+) -> StoreResult<Vec<(TenantId, i64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT id, key_rotation_secs FROM tenants WHERE key_rotation_secs > 0 ORDER BY id",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|(id, period)| {
+            TenantId::parse(&id)
+                .map(|id| (id, period))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .collect()
 }

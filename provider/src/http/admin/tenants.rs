@@ -19,7 +19,7 @@ use crate::{
     state::AppState,
     store::{
         self, StoreError,
-        tenants::{self, DEFAULT_TOKEN_TTL, Tenant},
+        tenants::{self, DEFAULT_KEY_ROTATION_SECS, DEFAULT_TOKEN_TTL, Tenant},
     },
 };
 
@@ -41,7 +41,11 @@ pub(super) struct UpdateTenant {
     allowed_email_domains: Option<Vec<String>>,
     access_token_ttl: Option<i64>,
     id_token_ttl: Option<i64>,
+    key_rotation_secs: Option<i64>,
 }
+
+/// Shortest rotation period: a key must at least outlive its own publish window.
+const MIN_KEY_ROTATION_SECS: i64 = 3600;
 
 /// Shortest token lifetime accepted; shorter ones break clients on any clock skew.
 const MIN_TOKEN_TTL: i64 = 60;
@@ -65,6 +69,7 @@ pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
         "allowed_email_domains": tenant.allowed_email_domains,
         "access_token_ttl": tenant.access_token_ttl,
         "id_token_ttl": tenant.id_token_ttl,
+        "key_rotation_secs": tenant.key_rotation_secs,
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),
     })
@@ -108,6 +113,7 @@ pub(crate) async fn create_tenant(
         allowed_email_domains: check_domains(request.allowed_email_domains.unwrap_or_default())?,
         access_token_ttl: DEFAULT_TOKEN_TTL,
         id_token_ttl: DEFAULT_TOKEN_TTL,
+        key_rotation_secs: DEFAULT_KEY_ROTATION_SECS,
         created_at: now,
         updated_at: now,
     };
@@ -199,6 +205,15 @@ pub(super) async fn update(
     if let Some(ttl) = request.id_token_ttl {
         tenant.id_token_ttl = check_ttl(ttl, "id_token_ttl")?;
     }
+    if let Some(period) = request.key_rotation_secs {
+        if period != 0 && period < MIN_KEY_ROTATION_SECS {
+            return Err(AdminError::bad_request(
+                "invalid_request",
+                format!("key_rotation_secs must be 0 (off) or at least {MIN_KEY_ROTATION_SECS}"),
+            ));
+        }
+        tenant.key_rotation_secs = period;
+    }
     tenant.updated_at = state.clock.unix();
 
     let mut tx = state.store.begin().await?;
@@ -208,6 +223,7 @@ pub(super) async fn update(
         "allowed_email_domains": tenant.allowed_email_domains,
         "access_token_ttl": tenant.access_token_ttl,
         "id_token_ttl": tenant.id_token_ttl,
+        "key_rotation_secs": tenant.key_rotation_secs,
     });
     let event = AuditEvent::new("tenant.updated").details(details);
     audit::record(

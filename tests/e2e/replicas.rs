@@ -1,0 +1,148 @@
+//! Several provider replicas on one database: key changes reach every replica's cache within the
+//! documented bound, and scheduled rotation happens once however many replicas run it.
+
+use e2e::{TestServer, both_databases, json, reqwest::StatusCode};
+use provider::keys::{REFRESH_MS, rotation};
+use serde_json::Value;
+
+async fn jwks_kids(s: &TestServer, tenant: &str) -> Vec<String> {
+    let reply = s.get(&format!("/a/{tenant}/jwks.json"), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let mut kids: Vec<String> = reply.json["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+async fn keys(s: &TestServer, tenant: &str) -> Vec<Value> {
+    let reply = s
+        .get(&format!("/a/{tenant}/admin/keys"), Some(&s.root_secret))
+        .await;
+    reply.json.as_array().unwrap().clone()
+}
+
+fn count(keys: &[Value], state: &str) -> usize {
+    keys.iter().filter(|k| k["state"] == state).count()
+}
+
+async fn a_key_change_reaches_other_replicas_within_the_refresh_bound(a: TestServer) {
+    let b = a.replica().await;
+    let t = a.create_tenant().await;
+    let before = jwks_kids(&b, &t.id).await;
+    assert_eq!(before, jwks_kids(&a, &t.id).await);
+
+    let revoked = a
+        .send(
+            reqwest::Method::POST,
+            &format!("/a/{}/admin/keys/revoke", t.id),
+            Some(&t.admin_secret),
+            None,
+        )
+        .await;
+    let kid = revoked.json["revoked"][0].as_str().unwrap().to_owned();
+    assert!(
+        !jwks_kids(&a, &t.id).await.contains(&kid),
+        "the replica that made the change sees it at once"
+    );
+    assert!(
+        jwks_kids(&b, &t.id).await.contains(&kid),
+        "the other still serves its cache within the bound"
+    );
+    b.clock.advance(time::Duration::milliseconds(REFRESH_MS));
+    assert!(
+        !jwks_kids(&b, &t.id).await.contains(&kid),
+        "and sees the change once the bound passes"
+    );
+    assert_eq!(jwks_kids(&a, &t.id).await, jwks_kids(&b, &t.id).await);
+}
+
+/// Three days: long enough that the purge a day after a hand-over finds nothing else due.
+const PERIOD: i64 = 3 * 24 * 3600;
+
+async fn scheduled_rotation_rotates_once_across_replicas_and_purges(a: TestServer) {
+    let b = a.replica().await;
+    let t = a.create_tenant().await;
+    let path = format!("/admin/tenants/{}", t.id);
+    let set = a
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&a.root_secret),
+            Some(json!({ "key_rotation_secs": PERIOD })),
+        )
+        .await;
+    assert_eq!(set.json["key_rotation_secs"], PERIOD, "{}", set.text);
+    let too_short = a
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&a.root_secret),
+            Some(json!({ "key_rotation_secs": 60 })),
+        )
+        .await;
+    assert_eq!(too_short.status, StatusCode::BAD_REQUEST);
+
+    assert_eq!(
+        rotation::run_once(&a.state).await.unwrap(),
+        0,
+        "a fresh key is not due"
+    );
+    let first = keys(&a, &t.id).await;
+
+    a.advance(PERIOD);
+    b.advance(PERIOD);
+    let (ra, rb) = tokio::join!(rotation::run_once(&a.state), rotation::run_once(&b.state));
+    assert_eq!(
+        ra.unwrap() + rb.unwrap(),
+        3,
+        "retire, activate, stage: applied once in all"
+    );
+    let rotated = keys(&a, &t.id).await;
+    assert_eq!(
+        (
+            count(&rotated, "active"),
+            count(&rotated, "retired"),
+            count(&rotated, "staged")
+        ),
+        (1, 1, 1)
+    );
+    let old_staged = first.iter().find(|k| k["state"] == "staged").unwrap()["kid"].clone();
+    assert_eq!(
+        rotated.iter().find(|k| k["state"] == "active").unwrap()["kid"],
+        old_staged
+    );
+    let scheduled: Vec<Value> = a.audit_events(&t.id, "key.activated").await;
+    assert_eq!(scheduled.last().unwrap()["details"]["reason"], "scheduled");
+    assert_eq!(
+        scheduled.len(),
+        2,
+        "the tenant's first key and one scheduled hand-over"
+    );
+
+    // Once every token the retired key signed has expired, the key is purged.
+    a.advance(24 * 3600);
+    assert_eq!(rotation::run_once(&a.state).await.unwrap(), 1);
+    let purged = keys(&a, &t.id).await;
+    assert_eq!(count(&purged, "retired"), 0);
+    assert_eq!(a.audit_events(&t.id, "key.purged").await.len(), 1);
+
+    // Turned off, nothing happens however long it waits.
+    a.send(
+        reqwest::Method::PATCH,
+        &path,
+        Some(&a.root_secret),
+        Some(json!({ "key_rotation_secs": 0 })),
+    )
+    .await;
+    a.advance(400 * 24 * 3600);
+    assert_eq!(rotation::run_once(&a.state).await.unwrap(), 0);
+}
+
+both_databases!(
+    a_key_change_reaches_other_replicas_within_the_refresh_bound,
+    scheduled_rotation_rotates_once_across_replicas_and_purges,
+);
