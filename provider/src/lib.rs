@@ -2,6 +2,7 @@
 //! that the binary serves and the end-to-end tests drive.
 
 pub mod audit;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod crypto;

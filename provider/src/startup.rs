@@ -52,6 +52,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         keys,
         root_admin_digest: Arc::new(root_admin_digest),
         redis,
+        tenants: Arc::default(),
+        clients: Arc::default(),
     })
 }
 

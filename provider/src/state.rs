@@ -2,12 +2,19 @@
 
 use std::sync::Arc;
 
+use shared::TenantId;
+
 use crate::{
+    cache::Cache,
     clock::Clock,
     config::Config,
     crypto::{SecretDigester, SecretKind},
     keys::KeyService,
-    store::Store,
+    store::{
+        Store, StoreResult,
+        clients::{self, Client},
+        tenants::{self, Tenant},
+    },
 };
 
 #[derive(Clone, Debug)]
@@ -20,9 +27,43 @@ pub struct AppState {
     /// Keyed digest of the root admin secret (from `ADMIN_SECRET` or generated at first start).
     pub root_admin_digest: Arc<Vec<u8>>,
     pub redis: Option<redis::Client>,
+    pub tenants: Arc<Cache<TenantId, Tenant>>,
+    pub clients: Arc<Cache<(TenantId, String), Client>>,
 }
 
 impl AppState {
+    /// The tenant, from the cache when fresh (protocol endpoints; admin reads the store).
+    pub async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        let now = self.clock.unix_ms();
+        if let Some(tenant) = self.tenants.get(id, now) {
+            return Ok(Some(tenant));
+        }
+        let tenant = tenants::get(self.store.reader(), id).await?;
+        if let Some(tenant) = &tenant {
+            self.tenants.put(id.clone(), tenant.clone(), now);
+        }
+        Ok(tenant)
+    }
+
+    /// The client, from the cache when fresh (protocol endpoints; admin reads the store).
+    pub async fn client(&self, tenant: &TenantId, client_id: &str) -> StoreResult<Option<Client>> {
+        let now = self.clock.unix_ms();
+        let key = (tenant.clone(), client_id.to_owned());
+        if let Some(client) = self.clients.get(&key, now) {
+            return Ok(Some(client));
+        }
+        let client = clients::get(self.store.reader(), tenant, client_id).await?;
+        if let Some(client) = &client {
+            self.clients.put(key, client.clone(), now);
+        }
+        Ok(client)
+    }
+
+    /// Drops a changed client from this process's cache.
+    pub fn forget_client(&self, tenant: &TenantId, client_id: &str) {
+        self.clients.forget(&(tenant.clone(), client_id.to_owned()));
+    }
+
     /// Whether `presented` is the root admin secret, compared in constant time.
     pub fn is_root_secret(&self, presented: &str) -> bool {
         self.digester

@@ -9,7 +9,7 @@ use crate::{
     keys::{KeyError, SignatureError},
     oauth::access_token::{self, AccessToken, NewAccessToken},
     state::AppState,
-    store::{StoreError, clients, revoked_tokens},
+    store::{StoreError, revoked_tokens},
 };
 
 /// Signs a new access token; returns it with its claims.
@@ -78,7 +78,7 @@ pub async fn check(
     if revoked_tokens::is_revoked(state.store.reader(), tenant, &token.jti).await? {
         return Err(Inactive::Revoked);
     }
-    let client = clients::get(state.store.reader(), tenant, &token.client_id).await?;
+    let client = state.client(tenant, &token.client_id).await?;
     if !client.is_some_and(|c| c.is_active()) {
         return Err(Inactive::ClientInactive);
     }

@@ -60,6 +60,46 @@ async fn a_key_change_reaches_other_replicas_within_the_refresh_bound(a: TestSer
     assert_eq!(jwks_kids(&a, &t.id).await, jwks_kids(&b, &t.id).await);
 }
 
+async fn a_client_suspended_through_one_replica_is_refused_by_all_within_the_bound(a: TestServer) {
+    let b = a.replica().await;
+    let t = a.create_tenant().await;
+    let (id, secret) = a
+        .create_client(&t, json!({ "grant_types": ["client_credentials"] }))
+        .await;
+    let secret = secret.unwrap();
+    let token_at = |s: &TestServer| format!("{}/a/{}/token", s.base_url, t.id);
+    let grant = [("grant_type", "client_credentials")];
+    assert_eq!(
+        b.form(&token_at(&b), Some((&id, &secret)), &grant)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let path = format!("/a/{}/admin/clients/{id}", t.id);
+    a.send(
+        reqwest::Method::PATCH,
+        &path,
+        Some(&t.admin_secret),
+        Some(json!({ "status": "suspended" })),
+    )
+    .await;
+    assert_eq!(
+        a.form(&token_at(&a), Some((&id, &secret)), &grant)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    b.clock
+        .advance(time::Duration::milliseconds(provider::cache::FRESH_MS));
+    assert_eq!(
+        b.form(&token_at(&b), Some((&id, &secret)), &grant)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 /// Three days: long enough that the purge a day after a hand-over finds nothing else due.
 const PERIOD: i64 = 3 * 24 * 3600;
 
@@ -143,6 +183,7 @@ async fn scheduled_rotation_rotates_once_across_replicas_and_purges(a: TestServe
 }
 
 both_databases!(
+    a_client_suspended_through_one_replica_is_refused_by_all_within_the_bound,
     a_key_change_reaches_other_replicas_within_the_refresh_bound,
     scheduled_rotation_rotates_once_across_replicas_and_purges,
 );

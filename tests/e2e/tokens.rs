@@ -551,7 +551,64 @@ async fn userinfo_answers_bearer_tokens_of_active_users(s: TestServer) {
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_token");
 }
 
+async fn lifetimes_come_from_the_tenant_unless_the_client_overrides_them(s: TestServer) {
+    let x = setup(&s).await;
+    let path = format!("/admin/tenants/{}", x.tenant.id);
+    let patched = s
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&s.root_secret),
+            Some(json!({ "access_token_ttl": 300 })),
+        )
+        .await;
+    assert_eq!(patched.json["access_token_ttl"], 300, "{}", patched.text);
+    let tenant_default = issue(&s, &x, &[]).await;
+    assert_eq!(tenant_default.json["expires_in"], 300);
+    let (_, claims) = jwt::parts(tenant_default.json["access_token"].as_str().unwrap());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
+
+    let (id, secret) = s
+        .create_client(
+            &x.tenant,
+            json!({ "grant_types": ["client_credentials"], "access_token_ttl": 120 }),
+        )
+        .await;
+    let reply = s
+        .form(
+            &x.endpoint("token_endpoint"),
+            Some((&id, &secret.unwrap())),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(reply.json["expires_in"], 120);
+    let (_, claims) = jwt::parts(reply.json["access_token"].as_str().unwrap());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        120
+    );
+
+    for bad in [
+        json!({ "access_token_ttl": 10 }),
+        json!({ "access_token_ttl": 100_000 }),
+    ] {
+        let reply = s
+            .send(
+                reqwest::Method::PATCH,
+                &path,
+                Some(&s.root_secret),
+                Some(bad),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    }
+}
+
 both_databases!(
+    lifetimes_come_from_the_tenant_unless_the_client_overrides_them,
     client_credentials_issues_an_rfc9068_access_token,
     resources_become_the_audience,
     token_requests_are_checked,

@@ -12,11 +12,7 @@ use crate::{
     error::OAuthError,
     oauth::{client_assertion, metadata::paths, params::Params},
     state::AppState,
-    store::{
-        client_assertions,
-        clients::{self, Client},
-        tenants::Tenant,
-    },
+    store::{client_assertions, clients::Client, tenants::Tenant},
 };
 
 /// How the client presented itself.
@@ -219,7 +215,8 @@ pub(super) async fn authenticate(
         }
         e
     })?;
-    let client = clients::get(state.store.reader(), &tenant.id, presented.client_id())
+    let client = state
+        .client(&tenant.id, presented.client_id())
         .await?
         .ok_or_else(refuse)?;
     // A suspended or revoked client is refused exactly like an unknown one.

@@ -8,12 +8,7 @@ use axum::{
 };
 use shared::TenantId;
 
-use crate::{
-    error::OAuthError,
-    oauth::params::Params,
-    state::AppState,
-    store::tenants::{self, Tenant},
-};
+use crate::{error::OAuthError, oauth::params::Params, state::AppState, store::tenants::Tenant};
 
 /// The tenant whose protocol endpoint was called, with its issuer.
 #[derive(Debug)]
@@ -35,9 +30,7 @@ impl FromRequestParts<AppState> for IssuerTenant {
             .map(|(_, value)| value)
             .ok_or_else(OAuthError::not_found)?;
         let id = TenantId::parse(raw).map_err(|_| OAuthError::not_found())?;
-        let tenant = tenants::get(state.store.reader(), &id)
-            .await?
-            .ok_or_else(OAuthError::not_found)?;
+        let tenant = state.tenant(&id).await?.ok_or_else(OAuthError::not_found)?;
         let issuer = tenant.id.issuer(&state.config.public_url);
         Ok(Self { tenant, issuer })
     }

@@ -99,7 +99,10 @@ async fn client_credentials(
     };
 
     let jti = tokens::new_jti();
-    let ttl = tenant.tenant.access_token_ttl;
+    let ttl = client
+        .metadata
+        .access_token_ttl
+        .unwrap_or(tenant.tenant.access_token_ttl);
     let new = NewAccessToken {
         issuer: &tenant.issuer,
         subject: &client.client_id,

@@ -44,7 +44,15 @@ pub struct ClientMetadataRequest {
     pub jwks: Option<Value>,
     pub jwks_uri: Option<String>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Extension: this client's access token lifetime in seconds, instead of the tenant's.
+    pub access_token_ttl: Option<i64>,
+    /// Extension: this client's ID token lifetime in seconds, instead of the tenant's.
+    pub id_token_ttl: Option<i64>,
 }
+
+/// Bounds of a per-client token lifetime, in seconds.
+pub const TOKEN_TTL_RANGE: std::ops::RangeInclusive<i64> =
+    60..=crate::keys::lifecycle::MAX_TOKEN_TTL;
 
 /// Checked metadata with defaults applied; what is stored and echoed. Absent values are left out
 /// of the JSON rather than written as `null`.
@@ -72,6 +80,10 @@ pub struct ClientMetadata {
     pub jwks_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_ttl: Option<i64>,
 }
 
 impl ClientMetadata {
@@ -235,6 +247,19 @@ impl ClientMetadataRequest {
             .map(|c| check_text(c, "contacts"))
             .collect::<Result<_, _>>()?;
 
+        for (field, ttl) in [
+            ("access_token_ttl", self.access_token_ttl),
+            ("id_token_ttl", self.id_token_ttl),
+        ] {
+            if ttl.is_some_and(|t| !TOKEN_TTL_RANGE.contains(&t)) {
+                return Err(invalid(format!(
+                    "{field} must be from {} to {} seconds",
+                    TOKEN_TTL_RANGE.start(),
+                    TOKEN_TTL_RANGE.end()
+                )));
+            }
+        }
+
         Ok(ClientMetadata {
             redirect_uris,
             grant_types,
@@ -252,6 +277,8 @@ impl ClientMetadataRequest {
             jwks: self.jwks,
             jwks_uri: self.jwks_uri,
             post_logout_redirect_uris,
+            access_token_ttl: self.access_token_ttl,
+            id_token_ttl: self.id_token_ttl,
         })
     }
 }
@@ -371,6 +398,8 @@ mod tests {
             json!({"grant_types": ["client_credentials"], "application_type": "desktop"}),
             json!({"grant_types": ["client_credentials"], "client_name": "x".repeat(201)}),
             json!({"grant_types": ["client_credentials", "client_credentials"]}),
+            json!({"grant_types": ["client_credentials"], "access_token_ttl": 30}),
+            json!({"grant_types": ["client_credentials"], "id_token_ttl": 86401}),
         ];
         for case in cases {
             let err = validate(case.clone()).unwrap_err();

@@ -3,6 +3,7 @@
 pub mod access_token;
 pub mod client_assertion;
 pub mod client_metadata;
+pub mod id_token;
 pub mod metadata;
 pub mod params;
 pub mod redirect_uri;

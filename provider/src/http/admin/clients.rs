@@ -228,6 +228,7 @@ pub(super) async fn replace(
     )
     .await?;
     store::commit(tx).await?;
+    state.forget_client(tenant, &client.client_id);
     Ok(Json(with_secret(view(&client), new_secret_value)))
 }
 
@@ -286,6 +287,7 @@ pub(super) async fn set_status(
     )
     .await?;
     store::commit(tx).await?;
+    state.forget_client(tenant, &client_id);
     client.status = to;
     client.updated_at = now;
     Ok(Json(view(&client)))
@@ -325,6 +327,7 @@ pub(super) async fn rotate_secret(
     )
     .await?;
     store::commit(tx).await?;
+    state.forget_client(tenant, &client_id);
     Ok(Json(
         json!({ "client_id": client_id, "client_secret": secret, "client_secret_expires_at": 0 }),
     ))

@@ -235,6 +235,7 @@ pub(super) async fn update(
     )
     .await?;
     store::commit(tx).await?;
+    state.tenants.forget(&tenant.id);
     Ok(Json(view(&tenant, &state)))
 }
 
