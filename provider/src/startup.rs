@@ -43,7 +43,13 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         .map(|url| redis::Client::open(url.expose().as_str()))
         .transpose()
         .context("REDIS_URL")?;
-    let keys = Arc::new(KeyService::new(store.clone(), keyring, clock.clone()));
+    let keys = Arc::new(KeyService::new(
+        store.clone(),
+        keyring,
+        clock.clone(),
+        redis.clone(),
+    ));
+    keys.listen();
     Ok(AppState {
         config: Arc::new(config),
         store,

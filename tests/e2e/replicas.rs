@@ -187,3 +187,48 @@ both_databases!(
     a_key_change_reaches_other_replicas_within_the_refresh_bound,
     scheduled_rotation_rotates_once_across_replicas_and_purges,
 );
+
+/// With Redis, a key change reaches the other replica at once: no clock has to move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_key_changes_reach_other_replicas_at_once() {
+    let a = TestServer::start_with(
+        e2e::Backend::Sqlite,
+        &[("REDIS_URL", "redis://127.0.0.1:6379")],
+    )
+    .await;
+    let b = a.replica().await;
+    for _ in 0..100 {
+        if a.state.keys.listening() && b.state.keys.listening() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        a.state.keys.listening() && b.state.keys.listening(),
+        "both replicas subscribed"
+    );
+    let t = a.create_tenant().await;
+    let before = jwks_kids(&b, &t.id).await;
+    let revoked = a
+        .send(
+            reqwest::Method::POST,
+            &format!("/a/{}/admin/keys/revoke", t.id),
+            Some(&t.admin_secret),
+            None,
+        )
+        .await;
+    let kid = revoked.json["revoked"][0].as_str().unwrap().to_owned();
+    assert!(before.contains(&kid));
+    let mut seen = false;
+    for _ in 0..100 {
+        if !jwks_kids(&b, &t.id).await.contains(&kid) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen,
+        "the other replica dropped the revoked key without waiting for its poll"
+    );
+}

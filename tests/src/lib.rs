@@ -73,6 +73,7 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub database_url: String,
     key_encryption_key: String,
+    extra_env: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     _database: Database,
@@ -152,7 +153,12 @@ impl TestServer {
     /// A second server on this one's database and key encryption key, with a clock of its own:
     /// another replica behind the same load balancer.
     pub async fn replica(&self) -> Self {
-        let env = [("KEY_ENCRYPTION_KEY", self.key_encryption_key.as_str())];
+        let mut env: Vec<(&str, &str)> = self
+            .extra_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.push(("KEY_ENCRYPTION_KEY", self.key_encryption_key.as_str()));
         let url = self.database_url.clone();
         Self::launch(self.backend, Database::External, url, &env).await
     }
@@ -208,6 +214,10 @@ impl TestServer {
             clock,
             database_url: url,
             key_encryption_key,
+            extra_env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             shutdown: Some(shutdown),
             task: Some(task),
             _database: database,

@@ -3,6 +3,7 @@
 
 pub mod lifecycle;
 pub mod material;
+pub mod notify;
 pub mod rotation;
 mod service;
 

@@ -8,7 +8,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
 };
 
@@ -98,6 +98,10 @@ pub struct KeyService {
     sealer: Keyring,
     clock: Arc<dyn Clock>,
     cache: RwLock<HashMap<TenantId, Arc<TenantKeys>>>,
+    /// Redis, to tell other replicas about key changes at once (see `notify`).
+    notifier: Option<redis::Client>,
+    /// Whether this replica is subscribed to other replicas' key changes.
+    listening: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for KeyService {
@@ -129,12 +133,39 @@ fn alg_of(key: &key_store::StoredKey) -> Result<Alg, KeyError> {
 }
 
 impl KeyService {
-    pub fn new(store: Store, sealer: Keyring, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Store,
+        sealer: Keyring,
+        clock: Arc<dyn Clock>,
+        notifier: Option<redis::Client>,
+    ) -> Self {
         Self {
             store,
             sealer,
             clock,
             cache: RwLock::new(HashMap::new()),
+            notifier,
+            listening: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts listening for other replicas' key changes, when Redis is configured.
+    pub fn listen(self: &Arc<Self>) {
+        if let Some(client) = &self.notifier {
+            super::notify::spawn_listener(client.clone(), self.clone(), self.listening.clone());
+        }
+    }
+
+    /// Whether key changes made elsewhere reach this replica at once (subscribed over Redis).
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::SeqCst)
+    }
+
+    /// After a committed change: drop the local cache entry and tell the other replicas.
+    async fn changed(&self, tenant: &TenantId) {
+        self.invalidate(tenant);
+        if let Some(client) = &self.notifier {
+            super::notify::publish(client, tenant).await;
         }
     }
 
@@ -226,7 +257,7 @@ impl KeyService {
         )
         .await?;
         store::commit(tx).await?;
-        self.invalidate(tenant);
+        self.changed(tenant).await;
         Ok(key.kid)
     }
 
@@ -334,7 +365,7 @@ impl KeyService {
             }
         }
         store::commit(tx).await?;
-        self.invalidate(tenant);
+        self.changed(tenant).await;
         Ok(applied)
     }
 
