@@ -1,6 +1,7 @@
 //! Protocol rules with no HTTP or SQL in them.
 
 pub mod access_token;
+pub mod authorize;
 pub mod client_assertion;
 pub mod client_metadata;
 pub mod id_token;
