@@ -44,6 +44,12 @@ pub enum SecretKind {
     RootAdmin,
     TenantAdmin,
     ClientSecret,
+    /// The device cookie that ties a sign-in to the browser that asked.
+    Device,
+    LoginLink,
+    AuthorizationCode,
+    /// Form tokens, derived from the device cookie and the request they protect.
+    Csrf,
 }
 
 impl SecretKind {
@@ -52,6 +58,10 @@ impl SecretKind {
             Self::RootAdmin => b"root-admin",
             Self::TenantAdmin => b"tenant-admin",
             Self::ClientSecret => b"client-secret",
+            Self::Device => b"device",
+            Self::LoginLink => b"login-link",
+            Self::AuthorizationCode => b"authorization-code",
+            Self::Csrf => b"csrf",
         }
     }
 }

@@ -31,6 +31,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             id: DEMO_TENANT.into(),
             display_name: Some("Demo".into()),
             allowed_email_domains: None,
+            self_signup: Some(true),
         };
         let (_, secret) = tenants::create_tenant(state, &meta, request)
             .await

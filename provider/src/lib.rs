@@ -11,6 +11,7 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod login;
 pub mod oauth;
 pub mod rewrap;
 pub mod startup;

@@ -12,6 +12,7 @@ use crate::{
     config::Config,
     crypto::{Keyring, Sealer, SecretDigester, SecretKind, random_bytes, random_secret},
     keys::KeyService,
+    login::mail::Mailer,
     state::AppState,
     store::{Store, instance},
 };
@@ -43,6 +44,10 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         .map(|url| redis::Client::open(url.expose().as_str()))
         .transpose()
         .context("REDIS_URL")?;
+    let mail = Mailer::from_config(&config, keyring.clone())?;
+    if let Some(mailer) = &mail {
+        mailer.clone().spawn_sender(store.clone(), clock.clone());
+    }
     let keys = Arc::new(KeyService::new(
         store.clone(),
         keyring,
@@ -58,6 +63,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         keys,
         root_admin_digest: Arc::new(root_admin_digest),
         redis,
+        mail,
         tenants: Arc::default(),
         clients: Arc::default(),
     })

@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     crypto::{SecretDigester, SecretKind},
     keys::KeyService,
+    login::mail::Mailer,
     store::{
         Store, StoreResult,
         clients::{self, Client},
@@ -27,6 +28,8 @@ pub struct AppState {
     /// Keyed digest of the root admin secret (from `ADMIN_SECRET` or generated at first start).
     pub root_admin_digest: Arc<Vec<u8>>,
     pub redis: Option<redis::Client>,
+    /// Queues and sends sign-in mail; `None` when neither SMTP nor dev mode is configured.
+    pub mail: Option<Mailer>,
     pub tenants: Arc<Cache<TenantId, Tenant>>,
     pub clients: Arc<Cache<(TenantId, String), Client>>,
 }

@@ -25,6 +25,7 @@ async fn metadata_is_served_at_all_four_paths(s: TestServer) {
     let doc = &documents[0];
     for field in [
         "jwks_uri",
+        "authorization_endpoint",
         "token_endpoint",
         "introspection_endpoint",
         "revocation_endpoint",
@@ -33,7 +34,12 @@ async fn metadata_is_served_at_all_four_paths(s: TestServer) {
         let url = doc[field].as_str().unwrap();
         assert!(url.starts_with(&issuer), "{field} under the issuer: {url}");
     }
-    assert_eq!(doc["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(
+        doc["grant_types_supported"],
+        json!(["authorization_code", "client_credentials"])
+    );
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert!(!doc.to_string().contains("null"));
 }
 

@@ -18,5 +18,6 @@ mod isolation;
 mod jwt_refusals;
 mod keys;
 mod replicas;
+mod sign_in;
 mod startup;
 mod tokens;

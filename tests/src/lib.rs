@@ -12,6 +12,7 @@
 pub mod binary;
 pub mod jwt;
 pub mod pg;
+pub mod smtp;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -42,6 +43,30 @@ macro_rules! both_databases {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::TestServer::start($crate::Backend::Postgres).await).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Runs `$name(backend)` once with `Backend::Sqlite` and once with `Backend::Postgres`, for
+/// tests that start their servers themselves.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await;
                 }
             )*
         }
@@ -142,6 +167,14 @@ impl TestServer {
             }
         };
         Self::launch(backend, database, url, env).await
+    }
+
+    /// Starts a server that sends its mail to a fresh SMTP server on loopback.
+    pub async fn start_with_mail(backend: Backend) -> (Self, smtp::SmtpSink) {
+        let sink = smtp::SmtpSink::start().await;
+        let env = sink.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        (Self::start_with(backend, &env).await, sink)
     }
 
     /// Starts a server on a PostgreSQL database the test manages itself.

@@ -1,10 +1,13 @@
 //! The route table and the middleware every request passes through.
 
 pub mod admin;
+mod authorize;
 mod client_auth;
 mod discovery;
 mod health;
 mod introspect;
+mod login;
+mod pages;
 mod protocol;
 pub mod request_id;
 mod revoke;
@@ -86,6 +89,19 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/a/{tenant}/userinfo",
             get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        // authorization_endpoint, and the sign-in pages it leads to (not advertised)
+        .route(
+            "/a/{tenant}/authorize",
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(
+            "/a/{tenant}/login/confirm",
+            get(login::confirm_page).post(login::confirm),
+        )
+        .route(
+            "/a/{tenant}/login/{request}",
+            get(login::form).post(login::send_link),
         )
         // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.
         .route("/healthz", get(health::healthz))

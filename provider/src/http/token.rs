@@ -15,15 +15,18 @@ use super::{
 };
 use crate::{
     audit::{self, AuditEvent, RequestMeta},
+    crypto::SecretKind,
     error::OAuthError,
     oauth::{
         access_token::NewAccessToken,
-        client_metadata::GRANT_CLIENT_CREDENTIALS,
+        authorize::pkce_matches,
+        client_metadata::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS},
+        id_token::{self, NewIdToken},
         params::{Params, Repeated},
         resource, scope,
     },
     state::AppState,
-    store::clients::Client,
+    store::{self, clients::Client, revoked_tokens, sign_in, users},
     tokens,
 };
 
@@ -58,6 +61,9 @@ pub(super) async fn token(
     match grant_type.as_str() {
         GRANT_CLIENT_CREDENTIALS => {
             client_credentials(&state, &tenant, &client, &params, &meta).await
+        }
+        GRANT_AUTHORIZATION_CODE => {
+            authorization_code(&state, &tenant, &client, &params, &meta).await
         }
         other => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
@@ -134,4 +140,166 @@ async fn client_credentials(
         body["scope"] = granted.join(" ").into();
     }
     Ok(no_store(body))
+}
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+}
+
+/// RFC 6749 §4.1.3 with RFC 7636 §4.6: a code is redeemed once, by the client it was issued to,
+/// with the same redirect URI and the verifier of its challenge. A code presented again revokes
+/// the access token its first redemption produced (RFC 9700 §4.5.3).
+async fn authorization_code(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    client: &Client,
+    params: &Params,
+    meta: &RequestMeta,
+) -> Result<Response, OAuthError> {
+    if !client.metadata.allows_grant(GRANT_AUTHORIZATION_CODE) {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "this client may not use the authorization code grant",
+        ));
+    }
+    let code =
+        single(params, "code")?.ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = single(params, "redirect_uri")?
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+    let verifier = single(params, "code_verifier")?;
+    let id = &tenant.tenant.id;
+    let digest = state.digester.digest(SecretKind::AuthorizationCode, code);
+    let now = state.clock.unix();
+    let stored = sign_in::get_code(state.store.reader(), id, &digest).await?;
+    let Some(stored) = stored.filter(|c| c.client_id == client.client_id) else {
+        return Err(invalid_grant("the code is not valid"));
+    };
+    if stored.redeemed_at.is_some() {
+        return Err(replayed(state, tenant, client, &stored, meta).await);
+    }
+    if stored.expires_at <= now || stored.redirect_uri != redirect_uri {
+        return Err(invalid_grant(
+            "the code expired or the redirect_uri differs",
+        ));
+    }
+    let pkce_ok = match (&stored.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => pkce_matches(verifier, challenge),
+        (None, None) => true,
+        _ => false,
+    };
+    if !pkce_ok {
+        return Err(invalid_grant("the code_verifier does not match"));
+    }
+    let user = users::get(state.store.reader(), id, &stored.user_id).await?;
+    let Some(user) = user.filter(|u| u.status == users::UserStatus::Active) else {
+        return Err(invalid_grant("the user can no longer sign in"));
+    };
+
+    let jti = tokens::new_jti();
+    let ttl = client
+        .metadata
+        .access_token_ttl
+        .unwrap_or(tenant.tenant.access_token_ttl);
+    if !sign_in::redeem_code(state.store.writer(), id, &digest, &jti, now + ttl, now).await? {
+        let again = sign_in::get_code(state.store.reader(), id, &digest).await?;
+        return Err(match again {
+            Some(again) => replayed(state, tenant, client, &again, meta).await,
+            None => invalid_grant("the code is not valid"),
+        });
+    }
+    let scope: Vec<String> = stored.scope.split_whitespace().map(str::to_owned).collect();
+    let resources: Vec<String> = serde_json::from_str(&stored.resources).unwrap_or_default();
+    let audience = if resources.is_empty() {
+        vec![tenant.issuer.clone()]
+    } else {
+        resources
+    };
+    let new = NewAccessToken {
+        issuer: &tenant.issuer,
+        subject: &user.user_id,
+        client_id: &client.client_id,
+        audience: &audience,
+        scope: &scope,
+        issued_at: now,
+        ttl,
+        jti: &jti,
+    };
+    let access_token = tokens::issue(state, id, new).await?;
+    let mut body =
+        json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl });
+    if !scope.is_empty() {
+        body["scope"] = scope.join(" ").into();
+    }
+    if scope.iter().any(|s| s == "openid") {
+        let mut user_claims = serde_json::Map::new();
+        if scope.iter().any(|s| s == "email") {
+            user_claims.insert("email".into(), user.email.clone().into());
+            // The person proved the address by opening the link sent to it.
+            user_claims.insert("email_verified".into(), true.into());
+        }
+        if let (true, Some(name)) = (scope.iter().any(|s| s == "profile"), &user.name) {
+            user_claims.insert("name".into(), name.clone().into());
+        }
+        let claims = NewIdToken {
+            issuer: &tenant.issuer,
+            subject: &user.user_id,
+            client_id: &client.client_id,
+            issued_at: now,
+            ttl: client
+                .metadata
+                .id_token_ttl
+                .unwrap_or(tenant.tenant.id_token_ttl),
+            auth_time: Some(stored.auth_time),
+            nonce: stored.nonce.as_deref(),
+            access_token: Some(&access_token),
+            session_id: None,
+            alg: state.keys.active_alg(id).await?,
+            user_claims,
+        }
+        .claims();
+        body["id_token"] = state.keys.sign(id, claims, id_token::TYP).await?.into();
+    }
+    let details = json!({ "grant_type": GRANT_AUTHORIZATION_CODE, "jti": jti, "scope": scope.join(" "), "aud": audience });
+    let event = AuditEvent::new("token.issued")
+        .client(&client.client_id)
+        .user(&user.user_id)
+        .details(details);
+    audit::record(
+        state.store.writer(),
+        state.clock.as_ref(),
+        id.as_str(),
+        meta,
+        event,
+    )
+    .await?;
+    Ok(no_store(body))
+}
+
+/// A code presented after its redemption: revoke what the first redemption issued.
+async fn replayed(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    client: &Client,
+    stored: &sign_in::Code,
+    meta: &RequestMeta,
+) -> OAuthError {
+    let id = &tenant.tenant.id;
+    let revoke = async {
+        let mut tx = state.store.begin().await?;
+        if let (Some(jti), Some(exp)) = (&stored.access_token_jti, stored.access_token_exp) {
+            revoked_tokens::insert(&mut *tx, id, jti, exp, state.clock.unix()).await?;
+        }
+        let details = json!({ "revoked_jti": stored.access_token_jti });
+        let event = AuditEvent::new("token.code_replayed")
+            .client(&client.client_id)
+            .user(&stored.user_id)
+            .details(details);
+        audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+        store::commit(tx).await
+    };
+    if let Err(err) = revoke.await {
+        tracing::warn!(error = %err, "could not revoke after a code replay");
+    }
+    invalid_grant("the code was already used")
 }

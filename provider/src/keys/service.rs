@@ -465,6 +465,13 @@ impl KeyService {
         Ok(json!({ "keys": published }))
     }
 
+    /// The algorithm of the tenant's active key (it picks the `at_hash` hash of ID tokens).
+    pub async fn active_alg(&self, tenant: &TenantId) -> Result<Alg, KeyError> {
+        let keys = self.load(tenant).await?;
+        let signer = keys.signer.as_ref().ok_or(KeyError::NoActiveKey)?;
+        Alg::parse(signer.algorithm().name()).ok_or(KeyError::NoActiveKey)
+    }
+
     /// Signs `claims` with the tenant's active key, with `typ` in the header.
     pub async fn sign(
         &self,

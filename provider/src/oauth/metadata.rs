@@ -20,6 +20,7 @@ pub mod paths {
     pub const INTROSPECTION: &str = "/introspect";
     pub const REVOCATION: &str = "/revoke";
     pub const USERINFO: &str = "/userinfo";
+    pub const AUTHORIZATION: &str = "/authorize";
 }
 
 pub fn document(issuer: &str) -> Value {
@@ -32,12 +33,17 @@ pub fn document(issuer: &str) -> Value {
     json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}{}", paths::JWKS),
+        "authorization_endpoint": format!("{issuer}{}", paths::AUTHORIZATION),
         "token_endpoint": format!("{issuer}{}", paths::TOKEN),
         "introspection_endpoint": format!("{issuer}{}", paths::INTROSPECTION),
         "revocation_endpoint": format!("{issuer}{}", paths::REVOCATION),
         "userinfo_endpoint": format!("{issuer}{}", paths::USERINFO),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent"],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": confidential,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,

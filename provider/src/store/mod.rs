@@ -11,7 +11,9 @@ pub mod client_assertions;
 pub mod clients;
 pub mod instance;
 pub mod keys;
+pub mod outbox;
 pub mod revoked_tokens;
+pub mod sign_in;
 pub mod tenants;
 pub mod users;
 

@@ -16,6 +16,10 @@ pub struct Tenant {
     pub id_token_ttl: i64,
     /// How long a key signs before scheduled rotation replaces it; 0 turns rotation off.
     pub key_rotation_secs: i64,
+    /// Whether unknown addresses of an allowed domain may sign in (creating their user).
+    pub self_signup: bool,
+    /// Whether confidential clients must use PKCE too (public clients always must).
+    pub pkce_required_for_confidential: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -33,6 +37,8 @@ struct TenantRow {
     access_token_ttl: i64,
     id_token_ttl: i64,
     key_rotation_secs: i64,
+    self_signup: i64,
+    pkce_required_for_confidential: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -49,6 +55,8 @@ impl TryFrom<TenantRow> for Tenant {
             access_token_ttl: row.access_token_ttl,
             id_token_ttl: row.id_token_ttl,
             key_rotation_secs: row.key_rotation_secs,
+            self_signup: row.self_signup != 0,
+            pkce_required_for_confidential: row.pkce_required_for_confidential != 0,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -56,7 +64,8 @@ impl TryFrom<TenantRow> for Tenant {
 }
 
 const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl, id_token_ttl, \
-                       key_rotation_secs, created_at, updated_at";
+                       key_rotation_secs, self_signup, pkce_required_for_confidential, \
+                       created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()
@@ -70,8 +79,8 @@ pub async fn insert<'e>(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO tenants (id, display_name, allowed_email_domains, admin_secret_digest, \
-         created_at, updated_at, access_token_ttl, id_token_ttl, key_rotation_secs) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         created_at, updated_at, access_token_ttl, id_token_ttl, key_rotation_secs, self_signup, \
+         pkce_required_for_confidential) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -82,6 +91,8 @@ pub async fn insert<'e>(
     .bind(tenant.access_token_ttl)
     .bind(tenant.id_token_ttl)
     .bind(tenant.key_rotation_secs)
+    .bind(i64::from(tenant.self_signup))
+    .bind(i64::from(tenant.pkce_required_for_confidential))
     .execute(db)
     .await?;
     Ok(())
@@ -141,7 +152,8 @@ pub async fn list<'e>(
 pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) -> StoreResult<()> {
     let result = sqlx::query(
         "UPDATE tenants SET display_name = $2, allowed_email_domains = $3, updated_at = $4, \
-         access_token_ttl = $5, id_token_ttl = $6, key_rotation_secs = $7 WHERE id = $1",
+         access_token_ttl = $5, id_token_ttl = $6, key_rotation_secs = $7, self_signup = $8, \
+         pkce_required_for_confidential = $9 WHERE id = $1",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -150,6 +162,8 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
     .bind(tenant.access_token_ttl)
     .bind(tenant.id_token_ttl)
     .bind(tenant.key_rotation_secs)
+    .bind(i64::from(tenant.self_signup))
+    .bind(i64::from(tenant.pkce_required_for_confidential))
     .execute(db)
     .await?;
     found(result.rows_affected())

@@ -32,6 +32,7 @@ pub(crate) struct CreateTenant {
     pub(crate) id: String,
     pub(crate) display_name: Option<String>,
     pub(crate) allowed_email_domains: Option<Vec<String>>,
+    pub(crate) self_signup: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +43,8 @@ pub(super) struct UpdateTenant {
     access_token_ttl: Option<i64>,
     id_token_ttl: Option<i64>,
     key_rotation_secs: Option<i64>,
+    self_signup: Option<bool>,
+    pkce_required_for_confidential: Option<bool>,
 }
 
 /// Shortest rotation period: a key must at least outlive its own publish window.
@@ -70,6 +73,8 @@ pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
         "access_token_ttl": tenant.access_token_ttl,
         "id_token_ttl": tenant.id_token_ttl,
         "key_rotation_secs": tenant.key_rotation_secs,
+        "self_signup": tenant.self_signup,
+        "pkce_required_for_confidential": tenant.pkce_required_for_confidential,
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),
     })
@@ -114,6 +119,8 @@ pub(crate) async fn create_tenant(
         access_token_ttl: DEFAULT_TOKEN_TTL,
         id_token_ttl: DEFAULT_TOKEN_TTL,
         key_rotation_secs: DEFAULT_KEY_ROTATION_SECS,
+        self_signup: request.self_signup.unwrap_or(false),
+        pkce_required_for_confidential: true,
         created_at: now,
         updated_at: now,
     };
@@ -214,6 +221,12 @@ pub(super) async fn update(
         }
         tenant.key_rotation_secs = period;
     }
+    if let Some(on) = request.self_signup {
+        tenant.self_signup = on;
+    }
+    if let Some(on) = request.pkce_required_for_confidential {
+        tenant.pkce_required_for_confidential = on;
+    }
     tenant.updated_at = state.clock.unix();
 
     let mut tx = state.store.begin().await?;
@@ -224,6 +237,8 @@ pub(super) async fn update(
         "access_token_ttl": tenant.access_token_ttl,
         "id_token_ttl": tenant.id_token_ttl,
         "key_rotation_secs": tenant.key_rotation_secs,
+        "self_signup": tenant.self_signup,
+        "pkce_required_for_confidential": tenant.pkce_required_for_confidential,
     });
     let event = AuditEvent::new("tenant.updated").details(details);
     audit::record(

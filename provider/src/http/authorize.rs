@@ -1,0 +1,172 @@
+//! The authorization endpoint (RFC 6749 §3.1, OpenID Connect Core §3.1.2), GET and POST. A
+//! checked request is stored server-side and the browser goes to the sign-in page; refusals
+//! before the client and redirect URI are verified render a page, later ones go back to the
+//! client with `iss` (RFC 9207).
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Redirect, Response},
+};
+
+use super::{pages, protocol::IssuerTenant};
+use crate::{
+    crypto::{SecretKind, random_b64},
+    oauth::{
+        authorize::{self, Policy, Refusal},
+        params::Params,
+    },
+    state::AppState,
+    store::{self, sign_in},
+};
+
+/// How long a person has to finish signing in.
+pub(crate) const REQUEST_TTL: i64 = 15 * 60;
+
+pub(super) async fn authorize(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = if method == Method::POST {
+        Params::parse(&body)
+    } else {
+        Params::parse(uri.query().unwrap_or_default().as_bytes())
+    };
+    let client = match params.single("client_id") {
+        Ok(Some(id)) => match state.client(&tenant.tenant.id, id).await {
+            Ok(client) => client,
+            Err(err) => {
+                tracing::warn!(error = %err, "client lookup failed");
+                return pages::error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is busy. Try again shortly.",
+                )
+                .into_response();
+            }
+        },
+        _ => None,
+    };
+    let policy = Policy {
+        pkce_required_for_confidential: tenant.tenant.pkce_required_for_confidential,
+    };
+    let request = match authorize::check(&params, client.as_ref(), policy) {
+        Ok(request) => request,
+        Err(Refusal::Page(message)) => {
+            return pages::error_page(StatusCode::BAD_REQUEST, &message).into_response();
+        }
+        Err(Refusal::Redirect {
+            redirect_uri,
+            state: echoed,
+            error,
+            description,
+        }) => {
+            return redirect_error(
+                &redirect_uri,
+                echoed.as_deref(),
+                error,
+                &description,
+                &tenant.issuer,
+            );
+        }
+    };
+    // No single sign-on session yet: every request signs in, so prompt=none cannot succeed.
+    if request.prompt.iter().any(|p| p == "none") {
+        return redirect_error(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            "login_required",
+            "the user must sign in",
+            &tenant.issuer,
+        );
+    }
+
+    let (device, set_cookie) = pages::device_or_new(&headers, &state.config);
+    let now = state.clock.unix();
+    let pending = sign_in::PendingRequest {
+        id: random_b64(16),
+        client_id: request.client_id.clone(),
+        request: serde_json::to_string(&StoredRequest::from(&request)).unwrap_or_default(),
+        device_digest: state.digester.digest(SecretKind::Device, &device),
+        expires_at: now + REQUEST_TTL,
+        completed_at: None,
+    };
+    if let Err(err) =
+        sign_in::insert_request(state.store.writer(), &tenant.tenant.id, &pending, now).await
+    {
+        tracing::warn!(error = %err, "could not store the authorization request");
+        return pages::error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is busy. Try again shortly.",
+        )
+        .into_response();
+    }
+    let mut response =
+        Redirect::to(&format!("{}/login/{}", tenant.issuer, pending.id)).into_response();
+    if let Some(cookie) = set_cookie.and_then(|c| c.parse().ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn redirect_error(
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+    issuer: &str,
+) -> Response {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(state) = state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", issuer));
+    Redirect::to(&authorize::response_url(redirect_uri, &pairs)).into_response()
+}
+
+/// What is kept of a request while the person signs in.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct StoredRequest {
+    pub(super) redirect_uri: String,
+    pub(super) scope: Vec<String>,
+    pub(super) state: Option<String>,
+    pub(super) nonce: Option<String>,
+    pub(super) code_challenge: Option<String>,
+    pub(super) resources: Vec<String>,
+    pub(super) login_hint: Option<String>,
+}
+
+impl From<&authorize::AuthorizeRequest> for StoredRequest {
+    fn from(r: &authorize::AuthorizeRequest) -> Self {
+        Self {
+            redirect_uri: r.redirect_uri.clone(),
+            scope: r.scope.clone(),
+            state: r.state.clone(),
+            nonce: r.nonce.clone(),
+            code_challenge: r.code_challenge.clone(),
+            resources: r.resources.clone(),
+            login_hint: r.login_hint.clone(),
+        }
+    }
+}
+
+/// The stored request, if it exists and has not expired or completed.
+pub(super) async fn pending(
+    state: &AppState,
+    tenant: &shared::TenantId,
+    id: &str,
+) -> Result<Option<(sign_in::PendingRequest, StoredRequest)>, store::StoreError> {
+    let Some(row) = sign_in::get_request(state.store.reader(), tenant, id).await? else {
+        return Ok(None);
+    };
+    if row.completed_at.is_some() || row.expires_at <= state.clock.unix() {
+        return Ok(None);
+    }
+    Ok(serde_json::from_str(&row.request)
+        .ok()
+        .map(|request| (row, request)))
+}

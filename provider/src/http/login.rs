@@ -1,0 +1,518 @@
+//! Magic-link sign-in pages: the email form, the link that leads to a confirm step (opening a
+//! link never consumes it, so mail scanners sign nobody in), and the confirm that signs in the
+//! browser that asked and returns an authorization code to the client.
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    authorize::{StoredRequest, pending},
+    pages::{self, Page, error_page},
+    protocol::IssuerTenant,
+};
+use crate::{
+    audit::{self, AuditEvent, RequestMeta},
+    crypto::{SecretKind, random_secret},
+    email,
+    login::mail::Mail,
+    oauth::authorize::response_url,
+    state::AppState,
+    store::{
+        self, sign_in,
+        users::{self, User, UserStatus},
+    },
+};
+
+/// How long a sign-in link works.
+pub(crate) const LINK_TTL: i64 = 10 * 60;
+/// How long an authorization code works (RFC 9700 §4.5: short-lived).
+pub(crate) const CODE_TTL: i64 = 60;
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignIn<'a> {
+    nonce: &'a str,
+    client_name: &'a str,
+    tenant_name: &'a str,
+    action: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    error: &'a str,
+    mail_available: bool,
+}
+
+#[derive(Template)]
+#[template(path = "check_email.html")]
+struct CheckEmail<'a> {
+    nonce: &'a str,
+    client_name: &'a str,
+    minutes: i64,
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct Confirm<'a> {
+    nonce: &'a str,
+    client_name: &'a str,
+    tenant_name: &'a str,
+    action: &'a str,
+    token: &'a str,
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "other_device.html")]
+struct OtherDevice<'a> {
+    nonce: &'a str,
+    client_name: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail_sign_in.txt")]
+struct MailText<'a> {
+    client_name: &'a str,
+    tenant_name: &'a str,
+    link: &'a str,
+    minutes: i64,
+    ip: &'a str,
+    user_agent: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail_sign_in.html")]
+struct MailHtml<'a> {
+    client_name: &'a str,
+    tenant_name: &'a str,
+    link: &'a str,
+    minutes: i64,
+    ip: &'a str,
+    user_agent: &'a str,
+}
+
+fn busy() -> Response {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service is busy. Try again shortly.",
+    )
+    .into_response()
+}
+
+fn expired() -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in has expired or was already used.",
+    )
+    .into_response()
+}
+
+async fn client_name(state: &AppState, tenant: &IssuerTenant, client_id: &str) -> String {
+    match state.client(&tenant.tenant.id, client_id).await {
+        Ok(Some(client)) => client
+            .metadata
+            .client_name
+            .unwrap_or_else(|| client_id.to_owned()),
+        _ => client_id.to_owned(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sign_in_page(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    request_id: &str,
+    device: &str,
+    client_name: &str,
+    email: &str,
+    error: &str,
+) -> Page {
+    let nonce = pages::nonce();
+    let action = format!("{}/login/{request_id}", tenant.issuer);
+    let csrf = pages::csrf_token(state, device, request_id);
+    let template = SignIn {
+        nonce: &nonce,
+        client_name,
+        tenant_name: &tenant.tenant.display_name,
+        action: &action,
+        csrf: &csrf,
+        email,
+        error,
+        mail_available: state.mail.is_some(),
+    };
+    Page::render(&template, nonce.clone())
+}
+
+/// `GET /a/{t}/login/{request}`: the email form.
+pub(super) async fn form(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    Path((_, request_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let (row, request) = match pending(&state, &tenant.tenant.id, &request_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired(),
+        Err(_) => return busy(),
+    };
+    let Some(device) = pages::device(&headers, &state.config).filter(|d| {
+        crate::crypto::ct_eq(
+            &state.digester.digest(SecretKind::Device, d),
+            &row.device_digest,
+        )
+    }) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Start signing in again from the application.",
+        )
+        .into_response();
+    };
+    let name = client_name(&state, &tenant, &row.client_id).await;
+    let hint = request.login_hint.as_deref().unwrap_or_default();
+    sign_in_page(&state, &tenant, &request_id, &device, &name, hint, "").into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct EmailForm {
+    email: String,
+    csrf: String,
+}
+
+/// `POST /a/{t}/login/{request}`: sends a link when the address may sign in. Every address gets
+/// the same page, so the form does not tell who has an account.
+pub(super) async fn send_link(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    Path((_, request_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    meta: RequestMeta,
+    Form(form): Form<EmailForm>,
+) -> Response {
+    let (row, _request) = match pending(&state, &tenant.tenant.id, &request_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired(),
+        Err(_) => return busy(),
+    };
+    let device = pages::device(&headers, &state.config).unwrap_or_default();
+    let same_device = crate::crypto::ct_eq(
+        &state.digester.digest(SecretKind::Device, &device),
+        &row.device_digest,
+    );
+    if !same_device || !pages::csrf_ok(&state, &device, &request_id, &form.csrf) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form expired. Start signing in again from the application.",
+        )
+        .into_response();
+    }
+    let name = client_name(&state, &tenant, &row.client_id).await;
+    let Some(address) = email::normalize(&form.email) else {
+        let page = sign_in_page(
+            &state,
+            &tenant,
+            &request_id,
+            &device,
+            &name,
+            &form.email,
+            "Enter a valid email address.",
+        );
+        return page.status(StatusCode::BAD_REQUEST).into_response();
+    };
+    let Some(mailer) = &state.mail else {
+        return sign_in_page(&state, &tenant, &request_id, &device, &name, &address, "")
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response();
+    };
+
+    if let Err(err) = queue_link(&state, &tenant, &row.id, &address, &name, &meta, mailer).await {
+        tracing::warn!(error = %err, "could not queue a sign-in link");
+        return busy();
+    }
+    let nonce = pages::nonce();
+    let template = CheckEmail {
+        nonce: &nonce,
+        client_name: &name,
+        minutes: LINK_TTL / 60,
+    };
+    Page::render(&template, nonce.clone()).into_response()
+}
+
+/// Finds (or, with self-signup, creates) the user and queues their link, in one transaction.
+/// Addresses that may not sign in queue nothing.
+async fn queue_link(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    request_id: &str,
+    address: &str,
+    client_name: &str,
+    meta: &RequestMeta,
+    mailer: &crate::login::mail::Mailer,
+) -> Result<(), store::StoreError> {
+    let id = &tenant.tenant.id;
+    let now = state.clock.unix();
+    let allowed = email::domain_allowed(address, &tenant.tenant.allowed_email_domains);
+    let mut tx = state.store.begin().await?;
+    let user = match users::find_by_email(&mut *tx, id, address).await? {
+        Some(user) => Some(user),
+        None if allowed && tenant.tenant.self_signup => {
+            let user = User {
+                user_id: uuid::Uuid::new_v4().to_string(),
+                email: address.to_owned(),
+                name: None,
+                status: UserStatus::Active,
+                created_at: now,
+                updated_at: now,
+            };
+            users::insert(&mut *tx, id, &user).await?;
+            let event = AuditEvent::new("user.created")
+                .user(&user.user_id)
+                .details(json!({ "email": address, "via": "self_signup" }));
+            audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+            Some(user)
+        }
+        None => None,
+    };
+    let Some(user) = user.filter(|u| u.status == UserStatus::Active && allowed) else {
+        return store::commit(tx).await;
+    };
+
+    let token = random_secret();
+    let digest = state.digester.digest(SecretKind::LoginLink, &token);
+    sign_in::insert_link(
+        &mut *tx,
+        id,
+        &digest,
+        request_id,
+        &user.user_id,
+        now,
+        now + LINK_TTL,
+    )
+    .await?;
+    let link = format!("{}/login/confirm?token={token}", tenant.issuer);
+    let ip = meta
+        .ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "an unknown address".into());
+    let user_agent = meta.user_agent.as_deref().unwrap_or("an unknown browser");
+    let fields = (
+        client_name,
+        tenant.tenant.display_name.as_str(),
+        link.as_str(),
+        LINK_TTL / 60,
+        ip.as_str(),
+        user_agent,
+    );
+    let text = MailText {
+        client_name: fields.0,
+        tenant_name: fields.1,
+        link: fields.2,
+        minutes: fields.3,
+        ip: fields.4,
+        user_agent: fields.5,
+    };
+    let html = MailHtml {
+        client_name: fields.0,
+        tenant_name: fields.1,
+        link: fields.2,
+        minutes: fields.3,
+        ip: fields.4,
+        user_agent: fields.5,
+    };
+    let mail = Mail {
+        subject: format!("Sign in to {client_name}"),
+        text: text.render().unwrap_or_default(),
+        html: html.render().unwrap_or_default(),
+    };
+    mailer
+        .enqueue(&mut tx, id.as_str(), address, &mail, now)
+        .await?;
+    let event = AuditEvent::new("login.magic_link_sent")
+        .user(&user.user_id)
+        .details(json!({ "email": address }));
+    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+    store::commit(tx).await?;
+    mailer.wake();
+    if state.config.dev {
+        // Dev mode prints the link so a newcomer needs no mail server; never outside dev mode.
+        println!(
+            "Dev mode: sign-in link for {}: {link}",
+            email::redact(address)
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenQuery {
+    token: String,
+}
+
+/// What a link leads to, once checked.
+async fn open_link(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    token: &str,
+) -> Result<Option<(sign_in::Link, sign_in::PendingRequest, StoredRequest)>, store::StoreError> {
+    let digest = state.digester.digest(SecretKind::LoginLink, token);
+    let Some(link) = sign_in::get_link(state.store.reader(), &tenant.tenant.id, &digest).await?
+    else {
+        return Ok(None);
+    };
+    if link.used_at.is_some() || link.expires_at <= state.clock.unix() {
+        return Ok(None);
+    }
+    Ok(pending(state, &tenant.tenant.id, &link.request_id)
+        .await?
+        .map(|(row, request)| (link, row, request)))
+}
+
+/// `GET /a/{t}/login/confirm?token=…`: shows the confirm step; consumes nothing.
+pub(super) async fn confirm_page(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    let (_, row, request) = match open_link(&state, &tenant, &query.token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired(),
+        Err(_) => return busy(),
+    };
+    let (device, set_cookie) = pages::device_or_new(&headers, &state.config);
+    let name = client_name(&state, &tenant, &row.client_id).await;
+    let nonce = pages::nonce();
+    let action = format!("{}/login/confirm", tenant.issuer);
+    let csrf = pages::csrf_token(&state, &device, &query.token);
+    let template = Confirm {
+        nonce: &nonce,
+        client_name: &name,
+        tenant_name: &tenant.tenant.display_name,
+        action: &action,
+        token: &query.token,
+        csrf: &csrf,
+    };
+    let mut page = Page::render(&template, nonce.clone());
+    page.form_targets
+        .extend(pages::origin_of(&request.redirect_uri));
+    page.set_cookie = set_cookie;
+    page.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ConfirmForm {
+    token: String,
+    csrf: String,
+}
+
+/// `POST /a/{t}/login/confirm`: in the browser that asked, consumes the link, signs in and
+/// returns a code to the client; in any other browser, signs nobody in.
+pub(super) async fn confirm(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    headers: HeaderMap,
+    meta: RequestMeta,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    let (link, row, request) = match open_link(&state, &tenant, &form.token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired(),
+        Err(_) => return busy(),
+    };
+    let device = pages::device(&headers, &state.config).unwrap_or_default();
+    if !pages::csrf_ok(&state, &device, &form.token, &form.csrf) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This page expired. Open the link from your email again.",
+        )
+        .into_response();
+    }
+    let same_device = crate::crypto::ct_eq(
+        &state.digester.digest(SecretKind::Device, &device),
+        &row.device_digest,
+    );
+    if !same_device {
+        let name = client_name(&state, &tenant, &row.client_id).await;
+        let nonce = pages::nonce();
+        let template = OtherDevice {
+            nonce: &nonce,
+            client_name: &name,
+        };
+        return Page::render(&template, nonce.clone()).into_response();
+    }
+    match complete(&state, &tenant, &form.token, &link, &row, &request, &meta).await {
+        Ok(Some(code)) => {
+            let mut pairs = vec![("code", code.as_str())];
+            if let Some(s) = &request.state {
+                pairs.push(("state", s));
+            }
+            pairs.push(("iss", &tenant.issuer));
+            Redirect::to(&response_url(&request.redirect_uri, &pairs)).into_response()
+        }
+        Ok(None) => expired(),
+        Err(err) => {
+            tracing::warn!(error = %err, "sign-in could not complete");
+            busy()
+        }
+    }
+}
+
+/// Consumes the link, completes the request and issues the code, in one transaction; `None`
+/// when the link or request was used meanwhile or the user can no longer sign in.
+async fn complete(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    token: &str,
+    link: &sign_in::Link,
+    row: &sign_in::PendingRequest,
+    request: &StoredRequest,
+    meta: &RequestMeta,
+) -> Result<Option<String>, store::StoreError> {
+    let id = &tenant.tenant.id;
+    let now = state.clock.unix();
+    let mut tx = state.store.begin().await?;
+    let user = users::get(&mut *tx, id, &link.user_id).await?;
+    if !user.is_some_and(|u| u.status == UserStatus::Active) {
+        return Ok(None);
+    }
+    let digest = state.digester.digest(SecretKind::LoginLink, token);
+    if !sign_in::consume_link(&mut *tx, id, &digest, now).await?
+        || !sign_in::complete_request(&mut *tx, id, &row.id, now).await?
+    {
+        return Ok(None);
+    }
+    let code = random_secret();
+    let stored = sign_in::Code {
+        client_id: row.client_id.clone(),
+        user_id: link.user_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scope: request.scope.join(" "),
+        resources: serde_json::to_string(&request.resources).unwrap_or_else(|_| "[]".into()),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        auth_time: now,
+        expires_at: now + CODE_TTL,
+        redeemed_at: None,
+        access_token_jti: None,
+        access_token_exp: None,
+    };
+    sign_in::insert_code(
+        &mut *tx,
+        id,
+        &state.digester.digest(SecretKind::AuthorizationCode, &code),
+        &stored,
+        now,
+    )
+    .await?;
+    let event = AuditEvent::new("login.succeeded")
+        .client(&row.client_id)
+        .user(&link.user_id)
+        .details(json!({ "method": "magic_link" }));
+    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+    store::commit(tx).await?;
+    Ok(Some(code))
+}

@@ -1,0 +1,617 @@
+//! Sign-in by magic link through the real pages and a real SMTP server on loopback, the
+//! authorization code it yields, and every refusal on the way. The browser here is an HTTP
+//! client with a cookie jar; the pages work without JavaScript.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use e2e::{
+    Backend, TestServer, TestTenant, both_backends, json, jwt, reqwest::StatusCode, smtp::SmtpSink,
+};
+use reqwest::{Client, redirect::Policy};
+use sha2::Digest;
+
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+struct World {
+    s: TestServer,
+    mail: SmtpSink,
+    tenant: TestTenant,
+    issuer: String,
+    client_id: String,
+    user_id: String,
+}
+
+fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn pkce() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+async fn world(backend: Backend) -> World {
+    let (s, mail) = TestServer::start_with_mail(backend).await;
+    let tenant = s.create_tenant().await;
+    let (client_id, _) = s
+        .create_client(
+            &tenant,
+            json!({
+                "client_name": "Notes",
+                "redirect_uris": [REDIRECT],
+                "token_endpoint_auth_method": "none",
+                "scope": "openid email profile",
+            }),
+        )
+        .await;
+    let user = s
+        .post(
+            &format!("/a/{}/admin/users", tenant.id),
+            Some(&tenant.admin_secret),
+            json!({ "email": "ada@example.com", "name": "Ada" }),
+        )
+        .await;
+    let issuer = format!("{}/a/{}", s.base_url, tenant.id);
+    World {
+        user_id: user.json["user_id"].as_str().unwrap().to_owned(),
+        s,
+        mail,
+        tenant,
+        issuer,
+        client_id,
+    }
+}
+
+/// The value of a hidden form field in a page.
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+impl World {
+    fn authorize_url(&self, challenge: &str, extra: &str) -> String {
+        format!(
+            "{}/authorize?client_id={}&redirect_uri={}&response_type=code&scope=openid+email+profile&state=st-1&nonce=n-1&code_challenge={challenge}&code_challenge_method=S256{extra}",
+            self.issuer,
+            self.client_id,
+            urlencode(REDIRECT)
+        )
+    }
+
+    /// Starts a sign-in in `browser` and submits `email`; returns the sign-in page URL.
+    async fn ask_for_link(&self, browser: &Client, challenge: &str, email: &str) -> String {
+        let start = browser
+            .get(self.authorize_url(challenge, ""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), StatusCode::SEE_OTHER);
+        let login = location(&start);
+        let page = browser.get(&login).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        let sent = browser
+            .post(&login)
+            .form(&[("email", email), ("csrf", &field(&html, "csrf"))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), StatusCode::OK);
+        assert!(sent.text().await.unwrap().contains("Check your email"));
+        login
+    }
+
+    /// Opens the emailed link in `browser` and confirms; returns the confirm response.
+    async fn open_and_confirm(&self, browser: &Client, link: &str) -> reqwest::Response {
+        let page = browser.get(link).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        browser
+            .post(format!("{}/login/confirm", self.issuer))
+            .form(&[
+                ("token", field(&html, "token")),
+                ("csrf", field(&html, "csrf")),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn sign_in(&self, browser: &Client, challenge: &str) -> String {
+        self.ask_for_link(browser, challenge, "Ada@Example.com")
+            .await;
+        let n = self.mail.messages_to("ada@example.com").len() + 1;
+        let mail = self.mail.wait_for("ada@example.com", n).await;
+        let link = mail
+            .link(&format!("{}/login/confirm?token=", self.issuer))
+            .expect("a sign-in link");
+        let done = self.open_and_confirm(browser, &link).await;
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        let back = location(&done);
+        assert!(back.starts_with(REDIRECT), "{back}");
+        query_of(&back)["code"].clone()
+    }
+
+    async fn redeem(&self, code: &str, verifier: &str) -> e2e::Reply {
+        self.s
+            .form(
+                &format!("{}/token", self.issuer),
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", verifier),
+                    ("client_id", &self.client_id),
+                ],
+            )
+            .await
+    }
+}
+
+fn urlencode(raw: &str) -> String {
+    url::form_urlencoded::byte_serialize(raw.as_bytes()).collect()
+}
+
+async fn a_magic_link_signs_in_and_the_code_redeems_for_tokens(backend: Backend) {
+    let w = world(backend).await;
+    let browser = browser();
+    let (verifier, challenge) = pkce();
+    let start = browser
+        .get(w.authorize_url(&challenge, ""))
+        .send()
+        .await
+        .unwrap();
+    let login = location(&start);
+    let page = browser.get(&login).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    for directive in [
+        "script-src 'nonce-",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Notes"), "the client's name is shown");
+    let sent = browser
+        .post(&login)
+        .form(&[
+            ("email", "Ada@Example.com"),
+            ("csrf", &field(&html, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.text().await.unwrap().contains("Check your email"));
+
+    let mail = w.mail.wait_for("ada@example.com", 1).await;
+    let decoded = mail.decoded();
+    assert!(decoded.contains("Subject: Sign in to Notes"), "{decoded}");
+    assert!(
+        decoded.contains("127.0.0.1"),
+        "the mail says where the request came from"
+    );
+    let link = mail
+        .link(&format!("{}/login/confirm?token=", w.issuer))
+        .expect("a sign-in link");
+
+    // Opening the link only shows the confirm step; a scanner fetching it signs nobody in.
+    let scanner = reqwest::get(&link).await.unwrap();
+    assert_eq!(scanner.status(), StatusCode::OK);
+    let confirm_page = browser.get(&link).send().await.unwrap();
+    let confirm_csp = confirm_page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        confirm_csp.contains("form-action 'self' http://127.0.0.1:9"),
+        "{confirm_csp}"
+    );
+    let html = confirm_page.text().await.unwrap();
+    let nonce = confirm_csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    assert!(
+        html.contains(&format!("<script nonce=\"{nonce}\">")),
+        "the page's script carries the nonce"
+    );
+    let done = browser
+        .post(format!("{}/login/confirm", w.issuer))
+        .form(&[
+            ("token", field(&html, "token")),
+            ("csrf", field(&html, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let back = query_of(&location(&done));
+    assert_eq!(
+        (back["state"].as_str(), back["iss"].as_str()),
+        ("st-1", w.issuer.as_str())
+    );
+
+    let tokens = w.redeem(&back["code"], &verifier).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    assert_eq!(tokens.header("cache-control"), Some("no-store"));
+    let access = tokens.json["access_token"].as_str().unwrap();
+    let (header, id_claims) = jwt::parts(tokens.json["id_token"].as_str().unwrap());
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(id_claims["iss"], w.issuer.as_str());
+    assert_eq!(id_claims["sub"], w.user_id.as_str());
+    assert_eq!(
+        (id_claims["aud"].as_str(), id_claims["azp"].as_str()),
+        (Some(w.client_id.as_str()), Some(w.client_id.as_str()))
+    );
+    assert_eq!(id_claims["nonce"], "n-1");
+    assert_eq!(
+        (
+            id_claims["email"].as_str(),
+            id_claims["email_verified"].as_bool()
+        ),
+        (Some("ada@example.com"), Some(true))
+    );
+    let expected_at_hash = URL_SAFE_NO_PAD.encode(&sha2::Sha256::digest(access.as_bytes())[..16]);
+    assert_eq!(id_claims["at_hash"], expected_at_hash.as_str());
+    assert!(id_claims["auth_time"].is_i64());
+    let (_, access_claims) = jwt::parts(access);
+    assert_eq!(
+        (
+            access_claims["sub"].as_str(),
+            access_claims["scope"].as_str()
+        ),
+        (Some(w.user_id.as_str()), Some("openid email profile"))
+    );
+
+    let userinfo = e2e::read(
+        w.s.http
+            .get(format!("{}/userinfo", w.issuer))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(userinfo.json["email"], "ada@example.com");
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "login.magic_link_sent")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "login.succeeded")
+            .await
+            .len(),
+        1
+    );
+
+    // A second redemption fails and revokes what the first one issued.
+    let again = w.redeem(&back["code"], &verifier).await;
+    assert_eq!(
+        (again.status, again.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let userinfo =
+        w.s.http
+            .get(format!("{}/userinfo", w.issuer))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "token.code_replayed")
+            .await
+            .len(),
+        1
+    );
+}
+
+async fn codes_are_bound_to_verifier_redirect_client_and_time(backend: Backend) {
+    let w = world(backend).await;
+    let browser = browser();
+    let (verifier, challenge) = pkce();
+    let code = w.sign_in(&browser, &challenge).await;
+    let token_url = format!("{}/token", w.issuer);
+    let (other_verifier, _) = pkce();
+    let wrong_verifier = w.redeem(&code, &other_verifier).await;
+    assert_eq!(wrong_verifier.json["error"], "invalid_grant");
+    let wrong_redirect =
+        w.s.form(
+            &token_url,
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "http://127.0.0.1:9/other"),
+                ("code_verifier", &verifier),
+                ("client_id", &w.client_id),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_redirect.json["error"], "invalid_grant");
+    let (other_client, _) =
+        w.s.create_client(
+            &w.tenant,
+            json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" }),
+        )
+        .await;
+    let wrong_client =
+        w.s.form(
+            &token_url,
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+                ("client_id", &other_client),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_client.json["error"], "invalid_grant");
+    // None of those consumed it: the rightful redemption still works.
+    assert_eq!(w.redeem(&code, &verifier).await.status, StatusCode::OK);
+
+    let late = w.sign_in(&browser, &challenge).await;
+    w.s.advance(60);
+    let expired = w.redeem(&late, &verifier).await;
+    assert_eq!(expired.json["error"], "invalid_grant", "codes live 60 s");
+}
+
+async fn parallel_redemptions_let_exactly_one_succeed(backend: Backend) {
+    let w = world(backend).await;
+    let (verifier, challenge) = pkce();
+    let code = w.sign_in(&browser(), &challenge).await;
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let http = w.s.http.clone();
+        let url = format!("{}/token", w.issuer);
+        let form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("code_verifier", verifier.clone()),
+            ("client_id", w.client_id.clone()),
+        ];
+        tasks.push(tokio::spawn(async move {
+            http.post(url).form(&form).send().await.unwrap().status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+}
+
+async fn a_link_opened_in_another_browser_signs_nobody_in_there(backend: Backend) {
+    let w = world(backend).await;
+    let asking = browser();
+    let (_, challenge) = pkce();
+    w.ask_for_link(&asking, &challenge, "ada@example.com").await;
+    let link = w
+        .mail
+        .wait_for("ada@example.com", 1)
+        .await
+        .link(&format!("{}/login/confirm?token=", w.issuer))
+        .unwrap();
+    let elsewhere = w.open_and_confirm(&browser(), &link).await;
+    assert_eq!(
+        elsewhere.status(),
+        StatusCode::OK,
+        "no redirect, so no code"
+    );
+    assert!(
+        elsewhere
+            .text()
+            .await
+            .unwrap()
+            .contains("different browser")
+    );
+    // The link still works in the browser that asked, once.
+    let done = w.open_and_confirm(&asking, &link).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let again = asking.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST, "single use");
+}
+
+async fn links_expire_after_ten_minutes(backend: Backend) {
+    let w = world(backend).await;
+    let asking = browser();
+    let (_, challenge) = pkce();
+    w.ask_for_link(&asking, &challenge, "ada@example.com").await;
+    let link = w
+        .mail
+        .wait_for("ada@example.com", 1)
+        .await
+        .link(&format!("{}/login/confirm?token=", w.issuer))
+        .unwrap();
+    w.s.advance(600);
+    let page = asking.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn unknown_addresses_get_the_same_page_and_no_mail(backend: Backend) {
+    let w = world(backend).await;
+    let (_, challenge) = pkce();
+    let known = browser();
+    w.ask_for_link(&known, &challenge, "ada@example.com").await;
+    let unknown = browser();
+    w.ask_for_link(&unknown, &challenge, "nobody@example.com")
+        .await;
+    let queued: Vec<String> =
+        sqlx::query_scalar("SELECT recipient FROM mail_outbox WHERE tenant_id = $1")
+            .bind(&w.tenant.id)
+            .fetch_all(w.s.state.store.reader())
+            .await
+            .unwrap();
+    assert_eq!(
+        queued,
+        ["ada@example.com"],
+        "only the known address gets mail"
+    );
+    let users =
+        w.s.get(
+            &format!("/a/{}/admin/users?email=nobody@example.com", w.tenant.id),
+            Some(&w.tenant.admin_secret),
+        )
+        .await;
+    assert_eq!(
+        users.json["items"],
+        json!([]),
+        "self-signup is off by default"
+    );
+}
+
+async fn authorization_errors_follow_rfc6749_and_rfc9207(backend: Backend) {
+    let w = world(backend).await;
+    let b = browser();
+    let (_, challenge) = pkce();
+    // Unverified client or redirect URI: a page, never a redirect.
+    for url in [
+        format!(
+            "{}/authorize?client_id=nobody&redirect_uri={}&response_type=code",
+            w.issuer,
+            urlencode(REDIRECT)
+        ),
+        format!(
+            "{}/authorize?client_id={}&redirect_uri={}&response_type=code",
+            w.issuer,
+            w.client_id,
+            urlencode("https://evil.example/cb")
+        ),
+    ] {
+        let reply = b.get(&url).send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{url}");
+        assert!(reply.headers().get("location").is_none());
+        assert!(
+            reply.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("nonce-")
+        );
+    }
+    // Verified: errors go back with state and iss.
+    let cases = [
+        (
+            w.authorize_url(&challenge, "&prompt=none"),
+            "login_required",
+        ),
+        (
+            w.authorize_url(&challenge, "&scope=admin"),
+            "invalid_request",
+        ),
+        (
+            format!(
+                "{}/authorize?client_id={}&redirect_uri={}&response_type=token&state=st-1",
+                w.issuer,
+                w.client_id,
+                urlencode(REDIRECT)
+            ),
+            "unsupported_response_type",
+        ),
+        (
+            format!(
+                "{}/authorize?client_id={}&redirect_uri={}&response_type=code&state=st-1",
+                w.issuer,
+                w.client_id,
+                urlencode(REDIRECT)
+            ),
+            "invalid_request",
+        ),
+    ];
+    for (url, error) in cases {
+        let reply = b.get(&url).send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::SEE_OTHER, "{url}");
+        let back = query_of(&location(&reply));
+        assert_eq!(back["error"], error, "{url}");
+        assert_eq!(back["state"], "st-1");
+        assert_eq!(back["iss"], w.issuer);
+    }
+    // A loopback redirect URI may use any port (RFC 8252 §7.3).
+    let other_port = w
+        .authorize_url(&challenge, "")
+        .replace(&urlencode(REDIRECT), &urlencode("http://127.0.0.1:5555/cb"));
+    let reply = b.get(&other_port).send().await.unwrap();
+    assert!(location(&reply).contains("/login/"));
+}
+
+async fn forms_refuse_a_missing_or_foreign_csrf_token(backend: Backend) {
+    let w = world(backend).await;
+    let b = browser();
+    let (_, challenge) = pkce();
+    let start = b.get(w.authorize_url(&challenge, "")).send().await.unwrap();
+    let login = location(&start);
+    let forged = b
+        .post(&login)
+        .form(&[("email", "ada@example.com"), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // Another browser cannot use this browser's sign-in page at all.
+    let other = browser().get(&login).send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    let none: Vec<String> =
+        sqlx::query_scalar("SELECT recipient FROM mail_outbox WHERE tenant_id = $1")
+            .bind(&w.tenant.id)
+            .fetch_all(w.s.state.store.reader())
+            .await
+            .unwrap();
+    assert!(none.is_empty());
+}
+
+both_backends!(
+    a_magic_link_signs_in_and_the_code_redeems_for_tokens,
+    codes_are_bound_to_verifier_redirect_client_and_time,
+    parallel_redemptions_let_exactly_one_succeed,
+    a_link_opened_in_another_browser_signs_nobody_in_there,
+    links_expire_after_ten_minutes,
+    unknown_addresses_get_the_same_page_and_no_mail,
+    authorization_errors_follow_rfc6749_and_rfc9207,
+    forms_refuse_a_missing_or_foreign_csrf_token,
+);
