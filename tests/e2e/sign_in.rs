@@ -98,8 +98,14 @@ impl World {
         )
     }
 
-    /// Starts a sign-in in `browser` and submits `email`; returns the sign-in page URL.
-    async fn ask_for_link(&self, browser: &Client, challenge: &str, email: &str) -> String {
+    /// Starts a sign-in in `browser` and submits `email`; returns the sign-in page URL and the
+    /// page's form token (which the code form of the next page shares).
+    async fn ask_for_link(
+        &self,
+        browser: &Client,
+        challenge: &str,
+        email: &str,
+    ) -> (String, String) {
         let start = browser
             .get(self.authorize_url(challenge, ""))
             .send()
@@ -110,15 +116,22 @@ impl World {
         let page = browser.get(&login).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::OK);
         let html = page.text().await.unwrap();
+        let csrf = field(&html, "csrf");
         let sent = browser
             .post(&login)
-            .form(&[("email", email), ("csrf", &field(&html, "csrf"))])
+            .form(&[("email", email), ("csrf", &csrf)])
             .send()
             .await
             .unwrap();
         assert_eq!(sent.status(), StatusCode::OK);
         assert!(sent.text().await.unwrap().contains("Check your email"));
-        login
+        (login, csrf)
+    }
+
+    async fn link(&self, n: usize) -> String {
+        let mail = self.mail.wait_for("ada@example.com", n).await;
+        mail.link(&format!("{}/login/confirm?token=", self.issuer))
+            .expect("a sign-in link")
     }
 
     /// Opens the emailed link in `browser` and confirms; returns the confirm response.
@@ -605,7 +618,150 @@ async fn forms_refuse_a_missing_or_foreign_csrf_token(backend: Backend) {
     assert!(none.is_empty());
 }
 
+/// The shown code, from the page a link opened in another browser.
+fn handoff_code(html: &str) -> String {
+    let start = html.find("id=\"handoff-code\"").expect("a handoff code");
+    let rest = &html[start..];
+    let open = rest.find('>').unwrap() + 1;
+    rest[open..].split('<').next().unwrap().trim().to_owned()
+}
+
+async fn a_code_shown_in_another_browser_signs_in_the_one_that_asked(backend: Backend) {
+    let w = world(backend).await;
+    let asking = browser();
+    let (verifier, challenge) = pkce();
+    let (login, csrf) = w.ask_for_link(&asking, &challenge, "ada@example.com").await;
+    let link = w.link(1).await;
+    let phone = w.open_and_confirm(&browser(), &link).await;
+    let code = handoff_code(&phone.text().await.unwrap());
+    assert_eq!(code.len(), 6);
+
+    let typed = asking
+        .post(format!("{login}/code"))
+        .form(&[("code", code.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typed.status(), StatusCode::SEE_OTHER);
+    let back = query_of(&location(&typed));
+    assert_eq!(
+        w.redeem(&back["code"], &verifier).await.status,
+        StatusCode::OK
+    );
+    // The code cannot be typed into a third browser, and the link is now spent.
+    let third = browser()
+        .post(format!("{login}/code"))
+        .form(&[("code", code.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn five_wrong_codes_void_the_link(backend: Backend) {
+    let w = world(backend).await;
+    let asking = browser();
+    let (_, challenge) = pkce();
+    let (login, csrf) = w.ask_for_link(&asking, &challenge, "ada@example.com").await;
+    let link = w.link(1).await;
+    let phone = w.open_and_confirm(&browser(), &link).await;
+    let code = handoff_code(&phone.text().await.unwrap());
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for attempt in 1..=5 {
+        let reply = asking
+            .post(format!("{login}/code"))
+            .form(&[("code", wrong), ("csrf", &csrf)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "attempt {attempt}");
+    }
+    let right = asking
+        .post(format!("{login}/code"))
+        .form(&[("code", code.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        right.status(),
+        StatusCode::BAD_REQUEST,
+        "the link is void after five wrong codes"
+    );
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "login.code_failed")
+            .await
+            .len(),
+        5
+    );
+}
+
+async fn a_tenant_may_require_the_emailed_code_after_the_link(backend: Backend) {
+    let w = world(backend).await;
+    let path = format!("/admin/tenants/{}", w.tenant.id);
+    let set =
+        w.s.send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&w.s.root_secret),
+            Some(json!({ "require_email_code": true })),
+        )
+        .await;
+    assert_eq!(set.json["require_email_code"], true);
+    let asking = browser();
+    let (verifier, challenge) = pkce();
+    w.ask_for_link(&asking, &challenge, "ada@example.com").await;
+    let mail = w.mail.wait_for("ada@example.com", 1).await.decoded();
+    let code: String = mail
+        .split("enter this code when asked: ")
+        .nth(1)
+        .expect("the code is in the mail")
+        .chars()
+        .take(6)
+        .collect();
+    let link = w.link(1).await;
+    let confirm = w.open_and_confirm(&asking, &link).await;
+    assert_eq!(
+        confirm.status(),
+        StatusCode::OK,
+        "the link alone does not sign in"
+    );
+    let html = confirm.text().await.unwrap();
+    assert!(html.contains("Enter your code"));
+    let (token, csrf) = (field(&html, "token"), field(&html, "csrf"));
+    let url = format!("{}/login/confirm/code", w.issuer);
+    let wrong = asking
+        .post(&url)
+        .form(&[
+            ("token", token.as_str()),
+            ("csrf", &csrf),
+            ("code", "12345x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    let right = asking
+        .post(&url)
+        .form(&[
+            ("token", token.as_str()),
+            ("csrf", &csrf),
+            ("code", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::SEE_OTHER);
+    let back = query_of(&location(&right));
+    assert_eq!(
+        w.redeem(&back["code"], &verifier).await.status,
+        StatusCode::OK
+    );
+}
+
 both_backends!(
+    a_code_shown_in_another_browser_signs_in_the_one_that_asked,
+    five_wrong_codes_void_the_link,
+    a_tenant_may_require_the_emailed_code_after_the_link,
     a_magic_link_signs_in_and_the_code_redeems_for_tokens,
     codes_are_bound_to_verifier_redirect_client_and_time,
     parallel_redemptions_let_exactly_one_succeed,

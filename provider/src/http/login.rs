@@ -34,6 +34,35 @@ use crate::{
 pub(crate) const LINK_TTL: i64 = 10 * 60;
 /// How long an authorization code works (RFC 9700 §4.5: short-lived).
 pub(crate) const CODE_TTL: i64 = 60;
+/// How long the code shown in another browser works.
+const HANDOFF_TTL: i64 = 5 * 60;
+/// Wrong one-time codes a link survives.
+const MAX_CODE_ATTEMPTS: i64 = 5;
+
+/// Six random digits.
+fn six_digits() -> String {
+    format!("{:06}", rand::random::<u32>() % 1_000_000)
+}
+
+/// Digits only: people type codes with spaces.
+fn digits(raw: &str) -> String {
+    raw.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Codes are short, so their digests are bound to what they unlock.
+fn handoff_digest(state: &AppState, request_id: &str, code: &str) -> Vec<u8> {
+    state.digester.digest(
+        SecretKind::LoginLink,
+        &format!("handoff\n{request_id}\n{code}"),
+    )
+}
+
+fn email_code_digest(state: &AppState, token: &str, code: &str) -> Vec<u8> {
+    state.digester.digest(
+        SecretKind::LoginLink,
+        &format!("email-code\n{token}\n{code}"),
+    )
+}
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
@@ -54,6 +83,20 @@ struct CheckEmail<'a> {
     nonce: &'a str,
     client_name: &'a str,
     minutes: i64,
+    code_action: &'a str,
+    csrf: &'a str,
+    error: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "enter_code.html")]
+struct EnterCode<'a> {
+    nonce: &'a str,
+    client_name: &'a str,
+    action: &'a str,
+    token: &'a str,
+    csrf: &'a str,
+    error: &'a str,
 }
 
 #[derive(Template)]
@@ -72,11 +115,14 @@ struct Confirm<'a> {
 struct OtherDevice<'a> {
     nonce: &'a str,
     client_name: &'a str,
+    code: &'a str,
+    minutes: i64,
 }
 
 #[derive(Template)]
 #[template(path = "mail_sign_in.txt")]
 struct MailText<'a> {
+    code: &'a str,
     client_name: &'a str,
     tenant_name: &'a str,
     link: &'a str,
@@ -88,6 +134,7 @@ struct MailText<'a> {
 #[derive(Template)]
 #[template(path = "mail_sign_in.html")]
 struct MailHtml<'a> {
+    code: &'a str,
     client_name: &'a str,
     tenant_name: &'a str,
     link: &'a str,
@@ -233,13 +280,29 @@ pub(super) async fn send_link(
         tracing::warn!(error = %err, "could not queue a sign-in link");
         return busy();
     }
+    check_email_page(&state, &tenant, &request_id, &device, &name, "").into_response()
+}
+
+fn check_email_page(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    request_id: &str,
+    device: &str,
+    client_name: &str,
+    error: &str,
+) -> Page {
     let nonce = pages::nonce();
+    let code_action = format!("{}/login/{request_id}/code", tenant.issuer);
+    let csrf = pages::csrf_token(state, device, request_id);
     let template = CheckEmail {
         nonce: &nonce,
-        client_name: &name,
+        client_name,
         minutes: LINK_TTL / 60,
+        code_action: &code_action,
+        csrf: &csrf,
+        error,
     };
-    Page::render(&template, nonce.clone()).into_response()
+    Page::render(&template, nonce.clone())
 }
 
 /// Finds (or, with self-signup, creates) the user and queues their link, in one transaction.
@@ -283,12 +346,20 @@ async fn queue_link(
 
     let token = random_secret();
     let digest = state.digester.digest(SecretKind::LoginLink, &token);
+    let email_code = if tenant.tenant.require_email_code {
+        six_digits()
+    } else {
+        String::new()
+    };
+    let code_digest =
+        (!email_code.is_empty()).then(|| email_code_digest(state, &token, &email_code));
     sign_in::insert_link(
         &mut *tx,
         id,
         &digest,
         request_id,
         &user.user_id,
+        code_digest.as_deref(),
         now,
         now + LINK_TTL,
     )
@@ -308,6 +379,7 @@ async fn queue_link(
         user_agent,
     );
     let text = MailText {
+        code: &email_code,
         client_name: fields.0,
         tenant_name: fields.1,
         link: fields.2,
@@ -316,6 +388,7 @@ async fn queue_link(
         user_agent: fields.5,
     };
     let html = MailHtml {
+        code: &email_code,
         client_name: fields.0,
         tenant_name: fields.1,
         link: fields.2,
@@ -435,16 +508,233 @@ pub(super) async fn confirm(
         &state.digester.digest(SecretKind::Device, &device),
         &row.device_digest,
     );
+    let name = client_name(&state, &tenant, &row.client_id).await;
     if !same_device {
-        let name = client_name(&state, &tenant, &row.client_id).await;
+        let code = six_digits();
+        let digest = handoff_digest(&state, &row.id, &code);
+        let now = state.clock.unix();
+        let stored = sign_in::set_handoff(
+            state.store.writer(),
+            &tenant.tenant.id,
+            &link.link_digest,
+            &digest,
+            now + HANDOFF_TTL,
+        )
+        .await;
+        if stored.is_err() {
+            return busy();
+        }
         let nonce = pages::nonce();
         let template = OtherDevice {
             nonce: &nonce,
             client_name: &name,
+            code: &code,
+            minutes: HANDOFF_TTL / 60,
         };
         return Page::render(&template, nonce.clone()).into_response();
     }
-    match complete(&state, &tenant, &form.token, &link, &row, &request, &meta).await {
+    if link.email_code_digest.is_some() {
+        let redirect = request.redirect_uri.as_str();
+        return enter_code_page(&state, &tenant, &form.token, &device, &name, "", redirect)
+            .into_response();
+    }
+    finish(&state, &tenant, &link, &row, &request, &meta).await
+}
+
+fn enter_code_page(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    token: &str,
+    device: &str,
+    client_name: &str,
+    error: &str,
+    redirect_uri: &str,
+) -> Page {
+    let nonce = pages::nonce();
+    let action = format!("{}/login/confirm/code", tenant.issuer);
+    let csrf = pages::csrf_token(state, device, token);
+    let template = EnterCode {
+        nonce: &nonce,
+        client_name,
+        action: &action,
+        token,
+        csrf: &csrf,
+        error,
+    };
+    let mut page = Page::render(&template, nonce.clone());
+    page.form_targets.extend(pages::origin_of(redirect_uri));
+    page
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct EmailCodeForm {
+    token: String,
+    csrf: String,
+    code: String,
+}
+
+/// `POST /a/{t}/login/confirm/code`: the code from the email, when the tenant requires it.
+pub(super) async fn confirm_code(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    headers: HeaderMap,
+    meta: RequestMeta,
+    Form(form): Form<EmailCodeForm>,
+) -> Response {
+    let (link, row, request) = match open_link(&state, &tenant, &form.token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired(),
+        Err(_) => return busy(),
+    };
+    let device = pages::device(&headers, &state.config).unwrap_or_default();
+    let same_device = crate::crypto::ct_eq(
+        &state.digester.digest(SecretKind::Device, &device),
+        &row.device_digest,
+    );
+    if !same_device || !pages::csrf_ok(&state, &device, &form.token, &form.csrf) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This page expired. Open the link from your email again.",
+        )
+        .into_response();
+    }
+    let Some(expected) = &link.email_code_digest else {
+        return finish(&state, &tenant, &link, &row, &request, &meta).await;
+    };
+    let presented = email_code_digest(&state, &form.token, &digits(&form.code));
+    if crate::crypto::ct_eq(&presented, expected) {
+        return finish(&state, &tenant, &link, &row, &request, &meta).await;
+    }
+    if let Some(voided) = wrong_code(&state, &tenant, &link, &meta).await {
+        return voided;
+    }
+    let name = client_name(&state, &tenant, &row.client_id).await;
+    let error = "That code is not right.";
+    enter_code_page(
+        &state,
+        &tenant,
+        &form.token,
+        &device,
+        &name,
+        error,
+        &request.redirect_uri,
+    )
+    .status(StatusCode::BAD_REQUEST)
+    .into_response()
+}
+
+/// Counts a wrong code; returns the response to give when that voided the link.
+async fn wrong_code(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    link: &sign_in::Link,
+    meta: &RequestMeta,
+) -> Option<Response> {
+    let now = state.clock.unix();
+    let id = &tenant.tenant.id;
+    let attempts = match sign_in::wrong_code(
+        state.store.writer(),
+        id,
+        &link.link_digest,
+        now,
+        MAX_CODE_ATTEMPTS,
+    )
+    .await
+    {
+        Ok(attempts) => attempts,
+        Err(_) => return Some(busy()),
+    };
+    let event = AuditEvent::new("login.code_failed")
+        .user(&link.user_id)
+        .details(json!({ "attempts": attempts }));
+    let recorded = audit::record(
+        state.store.writer(),
+        state.clock.as_ref(),
+        id.as_str(),
+        meta,
+        event,
+    )
+    .await;
+    if let Err(err) = recorded {
+        tracing::warn!(error = %err, "could not record login.code_failed");
+    }
+    (attempts >= MAX_CODE_ATTEMPTS).then(|| {
+        let message = "Too many wrong codes. Start signing in again from the application.";
+        error_page(StatusCode::BAD_REQUEST, message).into_response()
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HandoffForm {
+    csrf: String,
+    code: String,
+}
+
+/// `POST /a/{t}/login/{request}/code`: the code a link showed in another browser, typed into
+/// the browser that asked (cross-device sign-in).
+pub(super) async fn handoff(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    Path((_, request_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    meta: RequestMeta,
+    Form(form): Form<HandoffForm>,
+) -> Response {
+    let (row, request) = match pending(&state, &tenant.tenant.id, &request_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired(),
+        Err(_) => return busy(),
+    };
+    let device = pages::device(&headers, &state.config).unwrap_or_default();
+    let same_device = crate::crypto::ct_eq(
+        &state.digester.digest(SecretKind::Device, &device),
+        &row.device_digest,
+    );
+    if !same_device || !pages::csrf_ok(&state, &device, &request_id, &form.csrf) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form expired. Start signing in again from the application.",
+        )
+        .into_response();
+    }
+    let now = state.clock.unix();
+    let id = &tenant.tenant.id;
+    let links = match sign_in::handoff_links(state.store.reader(), id, &request_id, now).await {
+        Ok(links) => links,
+        Err(_) => return busy(),
+    };
+    let presented = handoff_digest(&state, &request_id, &digits(&form.code));
+    let matching = links.iter().find(|l| {
+        l.handoff_digest
+            .as_deref()
+            .is_some_and(|d| crate::crypto::ct_eq(d, &presented))
+    });
+    if let Some(link) = matching {
+        return finish(&state, &tenant, link, &row, &request, &meta).await;
+    }
+    for link in &links {
+        if let Some(voided) = wrong_code(&state, &tenant, link, &meta).await {
+            return voided;
+        }
+    }
+    let name = client_name(&state, &tenant, &row.client_id).await;
+    let error = "That code is not right.";
+    let mut page = check_email_page(&state, &tenant, &request_id, &device, &name, error);
+    page.form_targets
+        .extend(pages::origin_of(&request.redirect_uri));
+    page.status(StatusCode::BAD_REQUEST).into_response()
+}
+
+/// Signs the person in and sends the browser back to the client with a code.
+async fn finish(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    link: &sign_in::Link,
+    row: &sign_in::PendingRequest,
+    request: &StoredRequest,
+    meta: &RequestMeta,
+) -> Response {
+    match complete(state, tenant, link, row, request, meta).await {
         Ok(Some(code)) => {
             let mut pairs = vec![("code", code.as_str())];
             if let Some(s) = &request.state {
@@ -466,7 +756,6 @@ pub(super) async fn confirm(
 async fn complete(
     state: &AppState,
     tenant: &IssuerTenant,
-    token: &str,
     link: &sign_in::Link,
     row: &sign_in::PendingRequest,
     request: &StoredRequest,
@@ -479,8 +768,7 @@ async fn complete(
     if !user.is_some_and(|u| u.status == UserStatus::Active) {
         return Ok(None);
     }
-    let digest = state.digester.digest(SecretKind::LoginLink, token);
-    if !sign_in::consume_link(&mut *tx, id, &digest, now).await?
+    if !sign_in::consume_link(&mut *tx, id, &link.link_digest, now).await?
         || !sign_in::complete_request(&mut *tx, id, &row.id, now).await?
     {
         return Ok(None);

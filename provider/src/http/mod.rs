@@ -103,6 +103,8 @@ pub fn app(state: AppState) -> Router {
             "/a/{tenant}/login/{request}",
             get(login::form).post(login::send_link),
         )
+        .route("/a/{tenant}/login/confirm/code", post(login::confirm_code))
+        .route("/a/{tenant}/login/{request}/code", post(login::handoff))
         // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -74,23 +74,26 @@ pub async fn complete_request<'e>(
     Ok(result.rows_affected() == 1)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_link<'e>(
     db: impl Executor<'e, Database = Any>,
     tenant: &TenantId,
     link_digest: &[u8],
     request_id: &str,
     user_id: &str,
+    email_code_digest: Option<&[u8]>,
     now: i64,
     expires_at: i64,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO login_links (tenant_id, link_digest, request_id, user_id, created_at, \
-         expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO login_links (tenant_id, link_digest, request_id, user_id, email_code_digest, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant.as_str())
     .bind(link_digest)
     .bind(request_id)
     .bind(user_id)
+    .bind(email_code_digest)
     .bind(now)
     .bind(expires_at)
     .execute(db)
@@ -100,10 +103,82 @@ pub async fn insert_link<'e>(
 
 #[derive(Clone, Debug, FromRow)]
 pub struct Link {
+    pub link_digest: Vec<u8>,
     pub request_id: String,
     pub user_id: String,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    pub handoff_digest: Option<Vec<u8>>,
+    pub handoff_expires_at: Option<i64>,
+    pub email_code_digest: Option<Vec<u8>>,
+    pub code_attempts: i64,
+}
+
+const LINK_COLUMNS: &str = "link_digest, request_id, user_id, expires_at, used_at, handoff_digest, \
+                            handoff_expires_at, email_code_digest, code_attempts";
+
+/// Live links of a request that were opened in another browser, for the code typed here.
+pub async fn handoff_links<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    request_id: &str,
+    now: i64,
+) -> StoreResult<Vec<Link>> {
+    let sql = format!(
+        "SELECT {LINK_COLUMNS} FROM login_links WHERE tenant_id = $1 AND request_id = $2 \
+         AND used_at IS NULL AND expires_at > $3 AND handoff_digest IS NOT NULL \
+         AND handoff_expires_at > $3"
+    );
+    let rows = sqlx::query_as::<_, Link>(&sql)
+        .bind(tenant.as_str())
+        .bind(request_id)
+        .bind(now)
+        .fetch_all(db)
+        .await?;
+    Ok(rows)
+}
+
+/// Sets the code shown when the link is opened in another browser.
+pub async fn set_handoff<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    link_digest: &[u8],
+    handoff_digest: &[u8],
+    expires_at: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE login_links SET handoff_digest = $3, handoff_expires_at = $4 \
+         WHERE tenant_id = $1 AND link_digest = $2 AND used_at IS NULL",
+    )
+    .bind(tenant.as_str())
+    .bind(link_digest)
+    .bind(handoff_digest)
+    .bind(expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Counts a wrong code; the fifth voids the link. Returns the attempts so far.
+pub async fn wrong_code<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    link_digest: &[u8],
+    now: i64,
+    max_attempts: i64,
+) -> StoreResult<i64> {
+    let attempts: Option<i64> = sqlx::query_scalar(
+        "UPDATE login_links SET code_attempts = code_attempts + 1, \
+         used_at = CASE WHEN code_attempts + 1 >= $4 THEN $3 ELSE used_at END \
+         WHERE tenant_id = $1 AND link_digest = $2 RETURNING code_attempts",
+    )
+    .bind(tenant.as_str())
+    .bind(link_digest)
+    .bind(now)
+    .bind(max_attempts)
+    .fetch_optional(db)
+    .await?;
+    Ok(attempts.unwrap_or(max_attempts))
 }
 
 pub async fn get_link<'e>(
@@ -111,14 +186,13 @@ pub async fn get_link<'e>(
     tenant: &TenantId,
     link_digest: &[u8],
 ) -> StoreResult<Option<Link>> {
-    let row = sqlx::query_as::<_, Link>(
-        "SELECT request_id, user_id, expires_at, used_at FROM login_links \
-         WHERE tenant_id = $1 AND link_digest = $2",
-    )
-    .bind(tenant.as_str())
-    .bind(link_digest)
-    .fetch_optional(db)
-    .await?;
+    let sql =
+        format!("SELECT {LINK_COLUMNS} FROM login_links WHERE tenant_id = $1 AND link_digest = $2");
+    let row = sqlx::query_as::<_, Link>(&sql)
+        .bind(tenant.as_str())
+        .bind(link_digest)
+        .fetch_optional(db)
+        .await?;
     Ok(row)
 }
 

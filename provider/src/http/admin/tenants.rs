@@ -45,6 +45,7 @@ pub(super) struct UpdateTenant {
     key_rotation_secs: Option<i64>,
     self_signup: Option<bool>,
     pkce_required_for_confidential: Option<bool>,
+    require_email_code: Option<bool>,
 }
 
 /// Shortest rotation period: a key must at least outlive its own publish window.
@@ -75,6 +76,7 @@ pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
         "key_rotation_secs": tenant.key_rotation_secs,
         "self_signup": tenant.self_signup,
         "pkce_required_for_confidential": tenant.pkce_required_for_confidential,
+        "require_email_code": tenant.require_email_code,
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),
     })
@@ -121,6 +123,7 @@ pub(crate) async fn create_tenant(
         key_rotation_secs: DEFAULT_KEY_ROTATION_SECS,
         self_signup: request.self_signup.unwrap_or(false),
         pkce_required_for_confidential: true,
+        require_email_code: false,
         created_at: now,
         updated_at: now,
     };
@@ -227,6 +230,9 @@ pub(super) async fn update(
     if let Some(on) = request.pkce_required_for_confidential {
         tenant.pkce_required_for_confidential = on;
     }
+    if let Some(on) = request.require_email_code {
+        tenant.require_email_code = on;
+    }
     tenant.updated_at = state.clock.unix();
 
     let mut tx = state.store.begin().await?;
@@ -239,6 +245,7 @@ pub(super) async fn update(
         "key_rotation_secs": tenant.key_rotation_secs,
         "self_signup": tenant.self_signup,
         "pkce_required_for_confidential": tenant.pkce_required_for_confidential,
+        "require_email_code": tenant.require_email_code,
     });
     let event = AuditEvent::new("tenant.updated").details(details);
     audit::record(
