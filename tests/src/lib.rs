@@ -10,6 +10,7 @@
 )]
 
 pub mod binary;
+pub mod browser;
 pub mod jwt;
 pub mod pg;
 pub mod smtp;

@@ -240,7 +240,7 @@ pub(super) async fn send_link(
     meta: RequestMeta,
     Form(form): Form<EmailForm>,
 ) -> Response {
-    let (row, _request) = match pending(&state, &tenant.tenant.id, &request_id).await {
+    let (row, request) = match pending(&state, &tenant.tenant.id, &request_id).await {
         Ok(Some(found)) => found,
         Ok(None) => return expired(),
         Err(_) => return busy(),
@@ -280,9 +280,20 @@ pub(super) async fn send_link(
         tracing::warn!(error = %err, "could not queue a sign-in link");
         return busy();
     }
-    check_email_page(&state, &tenant, &request_id, &device, &name, "").into_response()
+    check_email_page(
+        &state,
+        &tenant,
+        &request_id,
+        &device,
+        &name,
+        "",
+        &request.redirect_uri,
+    )
+    .into_response()
 }
 
+/// The "check your email" page; its code form leads back to the client, so CSP `form-action`
+/// names the client's redirect origin.
 fn check_email_page(
     state: &AppState,
     tenant: &IssuerTenant,
@@ -290,6 +301,7 @@ fn check_email_page(
     device: &str,
     client_name: &str,
     error: &str,
+    redirect_uri: &str,
 ) -> Page {
     let nonce = pages::nonce();
     let code_action = format!("{}/login/{request_id}/code", tenant.issuer);
@@ -302,7 +314,9 @@ fn check_email_page(
         csrf: &csrf,
         error,
     };
-    Page::render(&template, nonce.clone())
+    let mut page = Page::render(&template, nonce.clone());
+    page.form_targets.extend(pages::origin_of(redirect_uri));
+    page
 }
 
 /// Finds (or, with self-signup, creates) the user and queues their link, in one transaction.
@@ -719,10 +733,18 @@ pub(super) async fn handoff(
     }
     let name = client_name(&state, &tenant, &row.client_id).await;
     let error = "That code is not right.";
-    let mut page = check_email_page(&state, &tenant, &request_id, &device, &name, error);
-    page.form_targets
-        .extend(pages::origin_of(&request.redirect_uri));
-    page.status(StatusCode::BAD_REQUEST).into_response()
+    let redirect = request.redirect_uri.as_str();
+    check_email_page(
+        &state,
+        &tenant,
+        &request_id,
+        &device,
+        &name,
+        error,
+        redirect,
+    )
+    .status(StatusCode::BAD_REQUEST)
+    .into_response()
 }
 
 /// Signs the person in and sends the browser back to the client with a code.
