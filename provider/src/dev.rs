@@ -58,6 +58,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             &tenant,
             &meta,
             Some(RELYING_PARTY_CLIENT_ID.into()),
+            true,
             request,
         )
         .await

@@ -231,7 +231,90 @@ async fn the_csp_runs_the_pages_nonce_and_refuses_injected_scripts(backend: Back
     b.close().await;
 }
 
+async fn chromium_gives_and_refuses_consent(backend: Backend) {
+    let mut w = world(backend).await;
+    let tenant = w.s.create_tenant().await;
+    let (client_id, _) =
+        w.s.create_client(
+            &tenant,
+            json!({
+                "client_name": "Planner",
+                "redirect_uris": ["http://127.0.0.1/cb"],
+                "token_endpoint_auth_method": "none",
+                "scope": "openid email",
+                "first_party": false,
+            }),
+        )
+        .await;
+    w.s.post(
+        &format!("/a/{}/admin/users", tenant.id),
+        Some(&tenant.admin_secret),
+        json!({ "email": "ada@example.com" }),
+    )
+    .await;
+    w.issuer = format!("{}/a/{}", w.s.base_url, tenant.id);
+    w.client_id = client_id;
+
+    let b = Browser::start().await;
+    for (round, decision) in [(1, "allow"), (2, "deny")] {
+        let (verifier, challenge) = pkce();
+        let extra = if round == 2 { "&prompt=consent" } else { "" };
+        b.client
+            .goto(&format!("{}{extra}", w.authorize_url(&challenge)))
+            .await
+            .unwrap();
+        let email = b
+            .client
+            .wait()
+            .for_element(Locator::Id("email"))
+            .await
+            .unwrap();
+        email.send_keys("ada@example.com").await.unwrap();
+        b.client
+            .find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.client
+            .wait()
+            .for_element(Locator::Id("code"))
+            .await
+            .unwrap();
+        let link = w
+            .mail
+            .wait_for("ada@example.com", round)
+            .await
+            .link(&format!("{}/login/confirm?token=", w.issuer))
+            .unwrap();
+        b.client.goto(&link).await.unwrap();
+        let button = b
+            .client
+            .wait()
+            .for_element(Locator::Css(&format!("button[value={decision}]")))
+            .await
+            .unwrap();
+        b.screenshot(&format!("consent-{round}")).await;
+        button.click().await.unwrap();
+        let landed = b.wait_for_url(&w.redirect).await;
+        let query: std::collections::HashMap<String, String> = url::Url::parse(&landed)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        if decision == "allow" {
+            assert_eq!(w.redeem(&landed, &verifier).await.status, StatusCode::OK);
+        } else {
+            assert_eq!(query["error"], "access_denied");
+            assert!(!query.contains_key("code"));
+        }
+    }
+    b.close().await;
+}
+
 both_backends!(
+    chromium_gives_and_refuses_consent,
     chromium_signs_in_by_magic_link,
     chromium_signs_in_across_devices_by_code,
     the_csp_runs_the_pages_nonce_and_refuses_injected_scripts,

@@ -758,7 +758,191 @@ async fn a_tenant_may_require_the_emailed_code_after_the_link(backend: Backend) 
     );
 }
 
+/// A world whose client was not registered by an administrator: people are asked to consent.
+async fn third_party_world(backend: Backend) -> World {
+    let mut w = world(backend).await;
+    let (client_id, _) =
+        w.s.create_client(
+            &w.tenant,
+            json!({
+                "client_name": "Planner",
+                "redirect_uris": [REDIRECT],
+                "token_endpoint_auth_method": "none",
+                "scope": "openid email",
+                "first_party": false,
+            }),
+        )
+        .await;
+    w.client_id = client_id;
+    w
+}
+
+impl World {
+    /// Signs in up to the page after the confirm step; returns that response.
+    async fn until_after_confirm(
+        &self,
+        browser: &Client,
+        challenge: &str,
+        extra: &str,
+    ) -> reqwest::Response {
+        let start = browser
+            .get(
+                self.authorize_url(challenge, extra)
+                    .replace("scope=openid+email+profile", "scope=openid+email"),
+            )
+            .send()
+            .await
+            .unwrap();
+        let login = location(&start);
+        let html = browser
+            .get(&login)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        browser
+            .post(&login)
+            .form(&[
+                ("email", "ada@example.com"),
+                ("csrf", &field(&html, "csrf")),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let n = self.mail.messages_to("ada@example.com").len() + 1;
+        let link = self.link(n).await;
+        self.open_and_confirm(browser, &link).await
+    }
+}
+
+async fn third_party_clients_ask_for_consent_once_and_remember_it(backend: Backend) {
+    let w = third_party_world(backend).await;
+    let b = browser();
+    let (verifier, challenge) = pkce();
+    let asked = w
+        .until_after_confirm(&b, &challenge, "&resource=https%3A%2F%2Fapi.example%2F")
+        .await;
+    assert_eq!(
+        asked.status(),
+        StatusCode::OK,
+        "a consent page, not a redirect"
+    );
+    let csp = asked.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:9"),
+        "{csp}"
+    );
+    let html = asked.text().await.unwrap();
+    for shown in [
+        "Allow Planner?",
+        "See your email address",
+        "https://api.example/",
+    ] {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+    let action = html
+        .split("action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let allowed = b
+        .post(&action)
+        .form(&[("csrf", field(&html, "csrf")), ("decision", "allow".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::SEE_OTHER);
+    let back = query_of(&location(&allowed));
+    assert_eq!(
+        w.redeem(&back["code"], &verifier).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "consent.granted")
+            .await
+            .len(),
+        1
+    );
+
+    // Remembered: the same request signs in without asking again.
+    let again = w
+        .until_after_confirm(&b, &challenge, "&resource=https%3A%2F%2Fapi.example%2F")
+        .await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    // prompt=consent asks anyway.
+    let forced = w
+        .until_after_confirm(&b, &challenge, "&prompt=consent")
+        .await;
+    assert_eq!(forced.status(), StatusCode::OK);
+    assert!(forced.text().await.unwrap().contains("Allow Planner?"));
+}
+
+async fn refusing_consent_returns_access_denied(backend: Backend) {
+    let w = third_party_world(backend).await;
+    let b = browser();
+    let (_, challenge) = pkce();
+    let asked = w.until_after_confirm(&b, &challenge, "").await;
+    let html = asked.text().await.unwrap();
+    let action = html
+        .split("action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let forged = b
+        .post(&action)
+        .form(&[("csrf", "forged"), ("decision", "allow")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let denied = b
+        .post(&action)
+        .form(&[("csrf", field(&html, "csrf")), ("decision", "deny".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::SEE_OTHER);
+    let back = query_of(&location(&denied));
+    assert_eq!(
+        (
+            back["error"].as_str(),
+            back["state"].as_str(),
+            back["iss"].as_str()
+        ),
+        ("access_denied", "st-1", w.issuer.as_str())
+    );
+    assert!(!back.contains_key("code"));
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "consent.denied").await.len(),
+        1
+    );
+    let replay = b
+        .post(&action)
+        .form(&[("csrf", field(&html, "csrf")), ("decision", "allow".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.status(),
+        StatusCode::BAD_REQUEST,
+        "a refused request cannot be allowed afterwards"
+    );
+}
+
 both_backends!(
+    third_party_clients_ask_for_consent_once_and_remember_it,
+    refusing_consent_returns_access_denied,
     a_code_shown_in_another_browser_signs_in_the_one_that_asked,
     five_wrong_codes_void_the_link,
     a_tenant_may_require_the_emailed_code_after_the_link,

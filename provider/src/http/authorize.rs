@@ -94,6 +94,8 @@ pub(super) async fn authorize(
         device_digest: state.digester.digest(SecretKind::Device, &device),
         expires_at: now + REQUEST_TTL,
         completed_at: None,
+        user_id: None,
+        auth_time: None,
     };
     if let Err(err) =
         sign_in::insert_request(state.store.writer(), &tenant.tenant.id, &pending, now).await
@@ -138,6 +140,8 @@ pub(super) struct StoredRequest {
     pub(super) code_challenge: Option<String>,
     pub(super) resources: Vec<String>,
     pub(super) login_hint: Option<String>,
+    #[serde(default)]
+    pub(super) prompt: Vec<String>,
 }
 
 impl From<&authorize::AuthorizeRequest> for StoredRequest {
@@ -150,6 +154,7 @@ impl From<&authorize::AuthorizeRequest> for StoredRequest {
             code_challenge: r.code_challenge.clone(),
             resources: r.resources.clone(),
             login_hint: r.login_hint.clone(),
+            prompt: r.prompt.clone(),
         }
     }
 }

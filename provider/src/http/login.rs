@@ -25,7 +25,7 @@ use crate::{
     oauth::authorize::response_url,
     state::AppState,
     store::{
-        self, sign_in,
+        self, consents, sign_in,
         users::{self, User, UserStatus},
     },
 };
@@ -552,7 +552,7 @@ pub(super) async fn confirm(
         return enter_code_page(&state, &tenant, &form.token, &device, &name, "", redirect)
             .into_response();
     }
-    finish(&state, &tenant, &link, &row, &request, &meta).await
+    finish(&state, &tenant, &link, &row, &request, &device, &meta).await
 }
 
 fn enter_code_page(
@@ -613,11 +613,11 @@ pub(super) async fn confirm_code(
         .into_response();
     }
     let Some(expected) = &link.email_code_digest else {
-        return finish(&state, &tenant, &link, &row, &request, &meta).await;
+        return finish(&state, &tenant, &link, &row, &request, &device, &meta).await;
     };
     let presented = email_code_digest(&state, &form.token, &digits(&form.code));
     if crate::crypto::ct_eq(&presented, expected) {
-        return finish(&state, &tenant, &link, &row, &request, &meta).await;
+        return finish(&state, &tenant, &link, &row, &request, &device, &meta).await;
     }
     if let Some(voided) = wrong_code(&state, &tenant, &link, &meta).await {
         return voided;
@@ -724,7 +724,7 @@ pub(super) async fn handoff(
             .is_some_and(|d| crate::crypto::ct_eq(d, &presented))
     });
     if let Some(link) = matching {
-        return finish(&state, &tenant, link, &row, &request, &meta).await;
+        return finish(&state, &tenant, link, &row, &request, &device, &meta).await;
     }
     for link in &links {
         if let Some(voided) = wrong_code(&state, &tenant, link, &meta).await {
@@ -747,16 +747,263 @@ pub(super) async fn handoff(
     .into_response()
 }
 
-/// Signs the person in and sends the browser back to the client with a code.
+/// Signs the person in, then asks for consent when the client needs it, or sends the browser
+/// back to the client with a code.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     state: &AppState,
     tenant: &IssuerTenant,
     link: &sign_in::Link,
     row: &sign_in::PendingRequest,
     request: &StoredRequest,
+    device: &str,
     meta: &RequestMeta,
 ) -> Response {
-    match complete(state, tenant, link, row, request, meta).await {
+    let auth_time = match sign_in_user(state, tenant, link, row, meta).await {
+        Ok(Some(auth_time)) => auth_time,
+        Ok(None) => return expired(),
+        Err(err) => {
+            tracing::warn!(error = %err, "sign-in could not complete");
+            return busy();
+        }
+    };
+    proceed(
+        state,
+        tenant,
+        row,
+        request,
+        &link.user_id,
+        auth_time,
+        device,
+        meta,
+    )
+    .await
+}
+
+/// Consumes the link and records who signed in, in one transaction; `None` when the link or
+/// request was used meanwhile or the user can no longer sign in.
+async fn sign_in_user(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    link: &sign_in::Link,
+    row: &sign_in::PendingRequest,
+    meta: &RequestMeta,
+) -> Result<Option<i64>, store::StoreError> {
+    let id = &tenant.tenant.id;
+    let now = state.clock.unix();
+    let mut tx = state.store.begin().await?;
+    let user = users::get(&mut *tx, id, &link.user_id).await?;
+    if !user.is_some_and(|u| u.status == UserStatus::Active) {
+        return Ok(None);
+    }
+    if !sign_in::consume_link(&mut *tx, id, &link.link_digest, now).await?
+        || !sign_in::authenticate_request(&mut *tx, id, &row.id, &link.user_id, now).await?
+    {
+        return Ok(None);
+    }
+    let event = AuditEvent::new("login.succeeded")
+        .client(&row.client_id)
+        .user(&link.user_id)
+        .details(json!({ "method": "magic_link" }));
+    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+    store::commit(tx).await?;
+    Ok(Some(now))
+}
+
+/// After sign-in: the consent page when needed, else the code.
+#[allow(clippy::too_many_arguments)]
+async fn proceed(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    row: &sign_in::PendingRequest,
+    request: &StoredRequest,
+    user_id: &str,
+    auth_time: i64,
+    device: &str,
+    meta: &RequestMeta,
+) -> Response {
+    let id = &tenant.tenant.id;
+    let client = match state.client(id, &row.client_id).await {
+        Ok(Some(client)) if client.is_active() => client,
+        Ok(_) => return expired(),
+        Err(_) => return busy(),
+    };
+    let forced = request.prompt.iter().any(|p| p == "consent");
+    let covered = if client.first_party && !forced {
+        true
+    } else if forced {
+        false
+    } else {
+        match consents::get(state.store.reader(), id, user_id, &client.client_id).await {
+            Ok(Some((scopes, resources))) => {
+                request.scope.iter().all(|s| scopes.contains(s))
+                    && request.resources.iter().all(|r| resources.contains(r))
+            }
+            Ok(None) => false,
+            Err(_) => return busy(),
+        }
+    };
+    if !covered {
+        let name = client
+            .metadata
+            .client_name
+            .clone()
+            .unwrap_or_else(|| client.client_id.clone());
+        return consent_page(state, tenant, &row.id, device, &name, request).into_response();
+    }
+    issue_code(state, tenant, row, request, user_id, auth_time, meta, None).await
+}
+
+/// What each scope lets a client do, in words a person reads on the consent page.
+fn describe(scope: &str) -> String {
+    match scope {
+        "openid" => "Know who you are".into(),
+        "email" => "See your email address".into(),
+        "profile" => "See your name".into(),
+        "offline_access" => "Stay connected when you are not using it".into(),
+        other => format!("Use the permission \u{201c}{other}\u{201d}"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentTemplate<'a> {
+    nonce: &'a str,
+    client_name: &'a str,
+    tenant_name: &'a str,
+    scopes: Vec<String>,
+    resources: &'a [String],
+    action: &'a str,
+    csrf: &'a str,
+}
+
+fn consent_page(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    request_id: &str,
+    device: &str,
+    client_name: &str,
+    request: &StoredRequest,
+) -> Page {
+    let nonce = pages::nonce();
+    let action = format!("{}/consent/{request_id}", tenant.issuer);
+    let csrf = pages::csrf_token(state, device, &format!("consent\n{request_id}"));
+    let template = ConsentTemplate {
+        nonce: &nonce,
+        client_name,
+        tenant_name: &tenant.tenant.display_name,
+        scopes: request.scope.iter().map(|s| describe(s)).collect(),
+        resources: &request.resources,
+        action: &action,
+        csrf: &csrf,
+    };
+    let mut page = Page::render(&template, nonce.clone());
+    page.form_targets
+        .extend(pages::origin_of(&request.redirect_uri));
+    page
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ConsentForm {
+    csrf: String,
+    decision: String,
+}
+
+/// `POST /a/{t}/consent/{request}`: allow (remembered) or deny (`access_denied`).
+pub(super) async fn consent(
+    State(state): State<AppState>,
+    tenant: IssuerTenant,
+    Path((_, request_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    meta: RequestMeta,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    let (row, request) = match pending(&state, &tenant.tenant.id, &request_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired(),
+        Err(_) => return busy(),
+    };
+    let device = pages::device(&headers, &state.config).unwrap_or_default();
+    let same_device = crate::crypto::ct_eq(
+        &state.digester.digest(SecretKind::Device, &device),
+        &row.device_digest,
+    );
+    let subject = format!("consent\n{request_id}");
+    let (Some(user_id), Some(auth_time)) = (row.user_id.clone(), row.auth_time) else {
+        return expired();
+    };
+    if !same_device || !pages::csrf_ok(&state, &device, &subject, &form.csrf) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This page expired. Start signing in again.",
+        )
+        .into_response();
+    }
+    let grant = match form.decision.as_str() {
+        "allow" => Some(&request),
+        "deny" => None,
+        _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny.").into_response(),
+    };
+    if grant.is_some() {
+        return issue_code(
+            &state, &tenant, &row, &request, &user_id, auth_time, &meta, grant,
+        )
+        .await;
+    }
+    let id = &tenant.tenant.id;
+    let denied = async {
+        let mut tx = state.store.begin().await?;
+        let done = sign_in::complete_request(&mut *tx, id, &row.id, state.clock.unix()).await?;
+        let event = AuditEvent::new("consent.denied")
+            .client(&row.client_id)
+            .user(&user_id)
+            .details(json!({ "scope": request.scope.join(" "), "resources": request.resources }));
+        audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), &meta, event).await?;
+        store::commit(tx).await?;
+        Ok::<bool, store::StoreError>(done)
+    };
+    match denied.await {
+        Ok(true) => {
+            let mut pairs = vec![
+                ("error", "access_denied"),
+                ("error_description", "the user denied the request"),
+            ];
+            if let Some(s) = &request.state {
+                pairs.push(("state", s));
+            }
+            pairs.push(("iss", &tenant.issuer));
+            Redirect::to(&response_url(&request.redirect_uri, &pairs)).into_response()
+        }
+        Ok(false) => expired(),
+        Err(_) => busy(),
+    }
+}
+
+/// Completes the request and sends the browser back with a code, in one transaction that also
+/// records the consent when one was just given.
+#[allow(clippy::too_many_arguments)]
+async fn issue_code(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    row: &sign_in::PendingRequest,
+    request: &StoredRequest,
+    user_id: &str,
+    auth_time: i64,
+    meta: &RequestMeta,
+    consent_given: Option<&StoredRequest>,
+) -> Response {
+    match code_for(
+        state,
+        tenant,
+        row,
+        request,
+        user_id,
+        auth_time,
+        meta,
+        consent_given,
+    )
+    .await
+    {
         Ok(Some(code)) => {
             let mut pairs = vec![("code", code.as_str())];
             if let Some(s) = &request.state {
@@ -773,56 +1020,73 @@ async fn finish(
     }
 }
 
-/// Consumes the link, completes the request and issues the code, in one transaction; `None`
-/// when the link or request was used meanwhile or the user can no longer sign in.
-async fn complete(
+/// The transaction behind `issue_code`; `None` when the request completed meanwhile.
+#[allow(clippy::too_many_arguments)]
+async fn code_for(
     state: &AppState,
     tenant: &IssuerTenant,
-    link: &sign_in::Link,
     row: &sign_in::PendingRequest,
     request: &StoredRequest,
+    user_id: &str,
+    auth_time: i64,
     meta: &RequestMeta,
+    consent_given: Option<&StoredRequest>,
 ) -> Result<Option<String>, store::StoreError> {
     let id = &tenant.tenant.id;
     let now = state.clock.unix();
     let mut tx = state.store.begin().await?;
-    let user = users::get(&mut *tx, id, &link.user_id).await?;
-    if !user.is_some_and(|u| u.status == UserStatus::Active) {
+    if !sign_in::complete_request(&mut *tx, id, &row.id, now).await? {
         return Ok(None);
     }
-    if !sign_in::consume_link(&mut *tx, id, &link.link_digest, now).await?
-        || !sign_in::complete_request(&mut *tx, id, &row.id, now).await?
-    {
-        return Ok(None);
+    if let Some(granted) = consent_given {
+        let previous = consents::get(&mut *tx, id, user_id, &row.client_id)
+            .await?
+            .unwrap_or_default();
+        let union = |old: Vec<String>, new: &[String]| {
+            let mut all = old;
+            all.extend(
+                new.iter()
+                    .filter(|n| !all.contains(n))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            all
+        };
+        let scopes = union(previous.0, &granted.scope);
+        let resources = union(previous.1, &granted.resources);
+        consents::put(
+            &mut *tx,
+            id,
+            user_id,
+            &row.client_id,
+            &scopes,
+            &resources,
+            now,
+        )
+        .await?;
+        let event = AuditEvent::new("consent.granted")
+            .client(&row.client_id)
+            .user(user_id)
+            .details(json!({ "scope": granted.scope.join(" "), "resources": granted.resources }));
+        audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
     }
     let code = random_secret();
     let stored = sign_in::Code {
         client_id: row.client_id.clone(),
-        user_id: link.user_id.clone(),
+        user_id: user_id.to_owned(),
         redirect_uri: request.redirect_uri.clone(),
         scope: request.scope.join(" "),
         resources: serde_json::to_string(&request.resources).unwrap_or_else(|_| "[]".into()),
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
-        auth_time: now,
+        auth_time,
         expires_at: now + CODE_TTL,
         redeemed_at: None,
         access_token_jti: None,
         access_token_exp: None,
     };
-    sign_in::insert_code(
-        &mut *tx,
-        id,
-        &state.digester.digest(SecretKind::AuthorizationCode, &code),
-        &stored,
-        now,
-    )
-    .await?;
-    let event = AuditEvent::new("login.succeeded")
-        .client(&row.client_id)
-        .user(&link.user_id)
-        .details(json!({ "method": "magic_link" }));
-    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+    let digest = state.digester.digest(SecretKind::AuthorizationCode, &code);
+    sign_in::insert_code(&mut *tx, id, &digest, &stored, now).await?;
     store::commit(tx).await?;
     Ok(Some(code))
 }

@@ -105,6 +105,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/a/{tenant}/login/confirm/code", post(login::confirm_code))
         .route("/a/{tenant}/login/{request}/code", post(login::handoff))
+        .route("/a/{tenant}/consent/{request}", post(login::consent))
         // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -285,6 +285,7 @@ mod tests {
             secret_digest: None,
             metadata: metadata.validate().unwrap(),
             status: ClientStatus::Active,
+            first_party: true,
             created_at: 0,
             updated_at: 0,
         }

@@ -38,6 +38,8 @@ pub struct Client {
     pub secret_digest: Option<Vec<u8>>,
     pub metadata: ClientMetadata,
     pub status: ClientStatus,
+    /// Registered by an administrator: trusted, so people are not asked to consent.
+    pub first_party: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -55,6 +57,7 @@ struct ClientRow {
     secret_digest: Option<Vec<u8>>,
     metadata: String,
     status: String,
+    first_party: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -70,13 +73,15 @@ impl TryFrom<ClientRow> for Client {
                 .ok_or_else(|| StoreError::Corrupt(format!("client status {}", row.status)))?,
             client_id: row.client_id,
             secret_digest: row.secret_digest,
+            first_party: row.first_party != 0,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
     }
 }
 
-const COLUMNS: &str = "client_id, secret_digest, metadata, status, created_at, updated_at";
+const COLUMNS: &str =
+    "client_id, secret_digest, metadata, status, first_party, created_at, updated_at";
 
 fn metadata_json(metadata: &ClientMetadata) -> StoreResult<String> {
     serde_json::to_string(metadata).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -90,7 +95,7 @@ pub async fn insert<'e>(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO clients (tenant_id, client_id, secret_digest, metadata, status, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         updated_at, first_party) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(tenant.as_str())
     .bind(&client.client_id)
@@ -99,6 +104,7 @@ pub async fn insert<'e>(
     .bind(client.status.as_str())
     .bind(client.created_at)
     .bind(client.updated_at)
+    .bind(i64::from(client.first_party))
     .execute(db)
     .await?;
     Ok(())

@@ -15,6 +15,9 @@ pub struct PendingRequest {
     pub device_digest: Vec<u8>,
     pub expires_at: i64,
     pub completed_at: Option<i64>,
+    /// Who signed in, once someone has; the request then waits only for consent.
+    pub user_id: Option<String>,
+    pub auth_time: Option<i64>,
 }
 
 pub async fn insert_request<'e>(
@@ -45,14 +48,35 @@ pub async fn get_request<'e>(
     id: &str,
 ) -> StoreResult<Option<PendingRequest>> {
     let row = sqlx::query_as::<_, PendingRequest>(
-        "SELECT id, client_id, request, device_digest, expires_at, completed_at \
-         FROM authorization_requests WHERE tenant_id = $1 AND id = $2",
+        "SELECT id, client_id, request, device_digest, expires_at, completed_at, user_id, \
+         auth_time FROM authorization_requests WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant.as_str())
     .bind(id)
     .fetch_optional(db)
     .await?;
     Ok(row)
+}
+
+/// Records who signed in for a request; false when someone already had.
+pub async fn authenticate_request<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    id: &str,
+    user_id: &str,
+    auth_time: i64,
+) -> StoreResult<bool> {
+    let result = sqlx::query(
+        "UPDATE authorization_requests SET user_id = $3, auth_time = $4 \
+         WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL AND user_id IS NULL",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .bind(user_id)
+    .bind(auth_time)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// Marks a request completed; false when it already was.

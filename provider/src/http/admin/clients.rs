@@ -26,6 +26,9 @@ const MAX_CLIENT_ID: usize = 128;
 #[derive(Debug, Deserialize)]
 pub(super) struct CreateClient {
     client_id: Option<String>,
+    /// Extension: whether people skip consent for this client (default: yes, an
+    /// administrator registered it).
+    first_party: Option<bool>,
     #[serde(flatten)]
     metadata: ClientMetadataRequest,
 }
@@ -52,6 +55,7 @@ pub(super) fn view(client: &Client) -> Value {
         body["client_secret_expires_at"] = 0.into();
     }
     body["status"] = client.status.as_str().into();
+    body["first_party"] = client.first_party.into();
     body["updated_at"] = rfc3339(client.updated_at).into();
     body
 }
@@ -94,6 +98,7 @@ pub(crate) async fn create_client(
     tenant: &TenantId,
     meta: &RequestMeta,
     client_id: Option<String>,
+    first_party: bool,
     request: ClientMetadataRequest,
 ) -> Result<(Client, Option<String>), AdminError> {
     if let Some(id) = &client_id {
@@ -107,6 +112,7 @@ pub(crate) async fn create_client(
         secret_digest: secret.as_ref().map(|(_, digest)| digest.clone()),
         metadata,
         status: ClientStatus::Active,
+        first_party,
         created_at: now,
         updated_at: now,
     };
@@ -140,6 +146,7 @@ pub(super) async fn create(
         &admin.tenant.id,
         &meta,
         request.client_id,
+        request.first_party.unwrap_or(true),
         request.metadata,
     )
     .await?;
