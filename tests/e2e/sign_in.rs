@@ -940,7 +940,143 @@ async fn refusing_consent_returns_access_denied(backend: Backend) {
     );
 }
 
+impl World {
+    async fn push(&self, extra: &[(&str, &str)]) -> e2e::Reply {
+        let mut form = vec![
+            ("client_id", self.client_id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("state", "st-1"),
+        ];
+        form.extend_from_slice(extra);
+        let endpoint =
+            self.s.discover(&self.tenant.id).await["pushed_authorization_request_endpoint"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        self.s.form(&endpoint, None, &form).await
+    }
+}
+
+async fn pushed_requests_sign_in_once_and_can_be_required(backend: Backend) {
+    let w = world(backend).await;
+    let (verifier, challenge) = pkce();
+    let pushed = w
+        .push(&[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    assert_eq!(pushed.status, StatusCode::CREATED, "{}", pushed.text);
+    assert_eq!(pushed.json["expires_in"], 60);
+    let request_uri = pushed.json["request_uri"].as_str().unwrap().to_owned();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    let url = format!(
+        "{}/authorize?client_id={}&request_uri={}",
+        w.issuer,
+        w.client_id,
+        urlencode(&request_uri)
+    );
+
+    let b = browser();
+    let start = b.get(&url).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let login = location(&start);
+    let html = b.get(&login).send().await.unwrap().text().await.unwrap();
+    b.post(&login)
+        .form(&[
+            ("email", "ada@example.com"),
+            ("csrf", &field(&html, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let done = w.open_and_confirm(&b, &w.link(1).await).await;
+    let back = query_of(&location(&done));
+    assert_eq!(back["state"], "st-1", "the pushed state comes back");
+    assert_eq!(
+        w.redeem(&back["code"], &verifier).await.status,
+        StatusCode::OK
+    );
+
+    let reused = b.get(&url).send().await.unwrap();
+    assert_eq!(
+        reused.status(),
+        StatusCode::BAD_REQUEST,
+        "a request_uri works once"
+    );
+    let late = w
+        .push(&[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    w.s.advance(60);
+    let late_url = format!(
+        "{}/authorize?client_id={}&request_uri={}",
+        w.issuer,
+        w.client_id,
+        urlencode(late.json["request_uri"].as_str().unwrap())
+    );
+    assert_eq!(
+        b.get(&late_url).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST,
+        "and for 60 s"
+    );
+
+    // Pushing checks the request like the authorization endpoint, answering in JSON.
+    let no_pkce = w.push(&[]).await;
+    assert_eq!(
+        (no_pkce.status, no_pkce.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let token = w
+        .push(&[
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("response_type", "token"),
+        ])
+        .await;
+    assert_eq!(
+        token.json["error"], "invalid_request",
+        "response_type repeated"
+    );
+    let unknown =
+        w.s.form(
+            &format!("{}/par", w.issuer),
+            None,
+            &[("client_id", "nobody"), ("response_type", "code")],
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.json["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+
+    // A tenant may require them: then a plain request is refused, back at the client.
+    let path = format!("/admin/tenants/{}", w.tenant.id);
+    w.s.send(
+        reqwest::Method::PATCH,
+        &path,
+        Some(&w.s.root_secret),
+        Some(json!({ "require_par": true })),
+    )
+    .await;
+    assert_eq!(
+        w.s.discover(&w.tenant.id).await["require_pushed_authorization_requests"],
+        true
+    );
+    let plain = b.get(w.authorize_url(&challenge, "")).send().await.unwrap();
+    let back = query_of(&location(&plain));
+    assert_eq!(
+        (back["error"].as_str(), back["iss"].as_str()),
+        ("invalid_request", w.issuer.as_str())
+    );
+}
+
 both_backends!(
+    pushed_requests_sign_in_once_and_can_be_required,
     third_party_clients_ask_for_consent_once_and_remember_it,
     refusing_consent_returns_access_denied,
     a_code_shown_in_another_browser_signs_in_the_one_that_asked,

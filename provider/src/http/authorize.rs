@@ -18,7 +18,7 @@ use crate::{
         params::Params,
     },
     state::AppState,
-    store::{self, sign_in},
+    store::{self, pushed, sign_in},
 };
 
 /// How long a person has to finish signing in.
@@ -36,6 +36,11 @@ pub(super) async fn authorize(
         Params::parse(&body)
     } else {
         Params::parse(uri.query().unwrap_or_default().as_bytes())
+    };
+    let (params, pushed) = match pushed_params(&state, &tenant, &params).await {
+        Ok(Some(stored)) => (stored, true),
+        Ok(None) => (params, false),
+        Err(page) => return page,
     };
     let client = match params.single("client_id") {
         Ok(Some(id)) => match state.client(&tenant.tenant.id, id).await {
@@ -74,6 +79,16 @@ pub(super) async fn authorize(
             );
         }
     };
+    if tenant.tenant.require_par && !pushed {
+        let description = "this tenant requires pushed authorization requests";
+        return redirect_error(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            "invalid_request",
+            description,
+            &tenant.issuer,
+        );
+    }
     // No single sign-on session yet: every request signs in, so prompt=none cannot succeed.
     if request.prompt.iter().any(|p| p == "none") {
         return redirect_error(
@@ -113,6 +128,48 @@ pub(super) async fn authorize(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// The parameters of a pushed request named by `request_uri` (RFC 9126 §4), taken once; `None`
+/// when the request names none. A bad or used `request_uri` is a page: nothing verified it.
+async fn pushed_params(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    params: &Params,
+) -> Result<Option<Params>, Response> {
+    let page = |message: &str| pages::error_page(StatusCode::BAD_REQUEST, message).into_response();
+    let Ok(Some(uri)) = params.single("request_uri") else {
+        return if params.contains("request_uri") {
+            Err(page("request_uri is repeated"))
+        } else {
+            Ok(None)
+        };
+    };
+    let Some(id) = uri.strip_prefix(super::par::REQUEST_URI_PREFIX) else {
+        return Err(page("request_uri was not issued by this server"));
+    };
+    let Ok(Some(client_id)) = params.single("client_id") else {
+        return Err(page("the request names no client"));
+    };
+    match pushed::take(
+        state.store.writer(),
+        &tenant.tenant.id,
+        id,
+        client_id,
+        state.clock.unix(),
+    )
+    .await
+    {
+        Ok(Some(stored)) => Ok(Some(Params::parse(stored.as_bytes()))),
+        Ok(None) => Err(page(
+            "This request expired or was already used. Start again from the application.",
+        )),
+        Err(_) => Err(pages::error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is busy. Try again shortly.",
+        )
+        .into_response()),
+    }
 }
 
 fn redirect_error(

@@ -21,7 +21,10 @@ fn cacheable(body: serde_json::Value, max_age: i64) -> Response {
 
 /// Metadata changes only with a release, so caches may keep it as long as JWKS.
 pub(super) async fn metadata(tenant: IssuerTenant) -> Response {
-    cacheable(metadata::document(&tenant.issuer), PUBLISH_WINDOW)
+    cacheable(
+        metadata::document(&tenant.issuer, tenant.tenant.require_par),
+        PUBLISH_WINDOW,
+    )
 }
 
 /// Served with `max-age` equal to the publish window: a staged key is published at least that

@@ -8,6 +8,7 @@ mod health;
 mod introspect;
 mod login;
 mod pages;
+mod par;
 mod protocol;
 pub mod request_id;
 mod revoke;
@@ -106,6 +107,8 @@ pub fn app(state: AppState) -> Router {
         .route("/a/{tenant}/login/confirm/code", post(login::confirm_code))
         .route("/a/{tenant}/login/{request}/code", post(login::handoff))
         .route("/a/{tenant}/consent/{request}", post(login::consent))
+        // pushed_authorization_request_endpoint
+        .route("/a/{tenant}/par", post(par::par))
         // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -21,9 +21,11 @@ pub mod paths {
     pub const REVOCATION: &str = "/revoke";
     pub const USERINFO: &str = "/userinfo";
     pub const AUTHORIZATION: &str = "/authorize";
+    pub const PUSHED_AUTHORIZATION: &str = "/par";
 }
 
-pub fn document(issuer: &str) -> Value {
+/// The metadata of the tenant at `issuer`; `require_par` is its RFC 9126 setting.
+pub fn document(issuer: &str, require_par: bool) -> Value {
     let algs: Vec<&str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
     let confidential: Vec<&str> = CLIENT_AUTH_METHODS
         .iter()
@@ -34,6 +36,8 @@ pub fn document(issuer: &str) -> Value {
         "issuer": issuer,
         "jwks_uri": format!("{issuer}{}", paths::JWKS),
         "authorization_endpoint": format!("{issuer}{}", paths::AUTHORIZATION),
+        "pushed_authorization_request_endpoint": format!("{issuer}{}", paths::PUSHED_AUTHORIZATION),
+        "require_pushed_authorization_requests": require_par,
         "token_endpoint": format!("{issuer}{}", paths::TOKEN),
         "introspection_endpoint": format!("{issuer}{}", paths::INTROSPECTION),
         "revocation_endpoint": format!("{issuer}{}", paths::REVOCATION),

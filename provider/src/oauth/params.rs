@@ -46,6 +46,24 @@ impl Params {
     pub fn contains(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)
     }
+
+    /// These parameters without the named ones, form-encoded again.
+    pub fn encode_without(&self, names: &[&str]) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self
+            .pairs
+            .iter()
+            .filter(|(k, _)| !names.contains(&k.as_str()))
+        {
+            out.append_pair(k, v);
+        }
+        out.finish()
+    }
+
+    /// Adds a parameter.
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.pairs.push((name.to_owned(), value.to_owned()));
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod consents;
 pub mod instance;
 pub mod keys;
 pub mod outbox;
+pub mod pushed;
 pub mod revoked_tokens;
 pub mod sign_in;
 pub mod tenants;

@@ -22,6 +22,8 @@ pub struct Tenant {
     pub pkce_required_for_confidential: bool,
     /// Whether sign-in also needs the one-time code sent with the link.
     pub require_email_code: bool,
+    /// Whether authorization requests must be pushed first (RFC 9126).
+    pub require_par: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -42,6 +44,7 @@ struct TenantRow {
     self_signup: i64,
     pkce_required_for_confidential: i64,
     require_email_code: i64,
+    require_par: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -61,6 +64,7 @@ impl TryFrom<TenantRow> for Tenant {
             self_signup: row.self_signup != 0,
             pkce_required_for_confidential: row.pkce_required_for_confidential != 0,
             require_email_code: row.require_email_code != 0,
+            require_par: row.require_par != 0,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -69,7 +73,7 @@ impl TryFrom<TenantRow> for Tenant {
 
 const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl, id_token_ttl, \
                        key_rotation_secs, self_signup, pkce_required_for_confidential, \
-                       require_email_code, created_at, updated_at";
+                       require_email_code, require_par, created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()
@@ -84,8 +88,8 @@ pub async fn insert<'e>(
     sqlx::query(
         "INSERT INTO tenants (id, display_name, allowed_email_domains, admin_secret_digest, \
          created_at, updated_at, access_token_ttl, id_token_ttl, key_rotation_secs, self_signup, \
-         pkce_required_for_confidential, require_email_code) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         pkce_required_for_confidential, require_email_code, require_par) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -99,6 +103,7 @@ pub async fn insert<'e>(
     .bind(i64::from(tenant.self_signup))
     .bind(i64::from(tenant.pkce_required_for_confidential))
     .bind(i64::from(tenant.require_email_code))
+    .bind(i64::from(tenant.require_par))
     .execute(db)
     .await?;
     Ok(())
@@ -159,7 +164,8 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
     let result = sqlx::query(
         "UPDATE tenants SET display_name = $2, allowed_email_domains = $3, updated_at = $4, \
          access_token_ttl = $5, id_token_ttl = $6, key_rotation_secs = $7, self_signup = $8, \
-         pkce_required_for_confidential = $9, require_email_code = $10 WHERE id = $1",
+         pkce_required_for_confidential = $9, require_email_code = $10, \
+         require_par = $11 WHERE id = $1",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -171,6 +177,7 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
     .bind(i64::from(tenant.self_signup))
     .bind(i64::from(tenant.pkce_required_for_confidential))
     .bind(i64::from(tenant.require_email_code))
+    .bind(i64::from(tenant.require_par))
     .execute(db)
     .await?;
     found(result.rows_affected())

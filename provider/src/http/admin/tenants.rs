@@ -46,6 +46,7 @@ pub(super) struct UpdateTenant {
     self_signup: Option<bool>,
     pkce_required_for_confidential: Option<bool>,
     require_email_code: Option<bool>,
+    require_par: Option<bool>,
 }
 
 /// Shortest rotation period: a key must at least outlive its own publish window.
@@ -77,6 +78,7 @@ pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
         "self_signup": tenant.self_signup,
         "pkce_required_for_confidential": tenant.pkce_required_for_confidential,
         "require_email_code": tenant.require_email_code,
+        "require_par": tenant.require_par,
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),
     })
@@ -124,6 +126,7 @@ pub(crate) async fn create_tenant(
         self_signup: request.self_signup.unwrap_or(false),
         pkce_required_for_confidential: true,
         require_email_code: false,
+        require_par: false,
         created_at: now,
         updated_at: now,
     };
@@ -233,6 +236,9 @@ pub(super) async fn update(
     if let Some(on) = request.require_email_code {
         tenant.require_email_code = on;
     }
+    if let Some(on) = request.require_par {
+        tenant.require_par = on;
+    }
     tenant.updated_at = state.clock.unix();
 
     let mut tx = state.store.begin().await?;
@@ -246,6 +252,7 @@ pub(super) async fn update(
         "self_signup": tenant.self_signup,
         "pkce_required_for_confidential": tenant.pkce_required_for_confidential,
         "require_email_code": tenant.require_email_code,
+        "require_par": tenant.require_par,
     });
     let event = AuditEvent::new("tenant.updated").details(details);
     audit::record(
