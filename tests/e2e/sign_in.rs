@@ -1075,7 +1075,114 @@ async fn pushed_requests_sign_in_once_and_can_be_required(backend: Backend) {
     );
 }
 
+/// Mail survives an SMTP outage and a restart: the outbox keeps it, and whichever replica runs
+/// next delivers it once the server is back.
+async fn queued_mail_survives_an_smtp_outage_and_a_restart(backend: Backend) {
+    let port = e2e::binary::free_port();
+    let env = [
+        ("SMTP_HOST", "127.0.0.1".to_owned()),
+        ("SMTP_PORT", port.to_string()),
+        ("SMTP_TLS", "none".to_owned()),
+        ("SMTP_FROM", "sign-in@id.example".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = TestServer::start_with(backend, &env).await;
+    let tenant = a.create_tenant().await;
+    let (client_id, _) = a
+        .create_client(&tenant, json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "scope": "openid" }))
+        .await;
+    a.post(
+        &format!("/a/{}/admin/users", tenant.id),
+        Some(&tenant.admin_secret),
+        json!({ "email": "ada@example.com" }),
+    )
+    .await;
+    let issuer = format!("{}/a/{}", a.base_url, tenant.id);
+    let (_, challenge) = pkce();
+    let b = browser();
+    let start = b
+        .get(format!("{issuer}/authorize?client_id={client_id}&redirect_uri={}&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=S256", urlencode(REDIRECT)))
+        .send()
+        .await
+        .unwrap();
+    let login = location(&start);
+    let html = b.get(&login).send().await.unwrap().text().await.unwrap();
+    let page = b
+        .post(&login)
+        .form(&[
+            ("email", "ada@example.com"),
+            ("csrf", &field(&html, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "the page does not wait for the mail server"
+    );
+
+    let attempts = || async {
+        let row: (i64, Option<String>, Option<i64>) = sqlx::query_as(
+            "SELECT attempts, last_error, sent_at FROM mail_outbox WHERE tenant_id = $1",
+        )
+        .bind(&tenant.id)
+        .fetch_one(a.state.store.reader())
+        .await
+        .unwrap();
+        row
+    };
+    let mut failed = false;
+    for _ in 0..100 {
+        let (tries, error, _) = attempts().await;
+        if tries >= 1 && error.is_some() {
+            failed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        failed,
+        "the first attempt failed against the closed port and was recorded"
+    );
+
+    // The mail server comes back; a process started after the failure, on the same database,
+    // delivers the queued mail once its back-off has passed. The first process's clock stays
+    // put, so the delivery can only be the new one's.
+    let fresh = a.replica().await;
+    let sink = SmtpSink::start_on(port).await;
+    fresh.advance(30);
+    fresh.state.mail.as_ref().unwrap().wake();
+    let mail = sink.wait_for("ada@example.com", 1).await;
+    assert!(
+        mail.link(&format!("{issuer}/login/confirm?token="))
+            .is_some()
+    );
+    let mut delivered = false;
+    for _ in 0..100 {
+        if attempts().await.2.is_some() {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "marked sent");
+    let (tries, _, _) = attempts().await;
+    assert_eq!(tries, 2, "one failed attempt, one delivery");
+    let body: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM mail_outbox WHERE tenant_id = $1")
+        .bind(&tenant.id)
+        .fetch_one(a.state.store.reader())
+        .await
+        .unwrap();
+    assert!(
+        body.is_empty(),
+        "the sealed body, which holds the link, is gone once sent"
+    );
+    assert_eq!(sink.messages_to("ada@example.com").len(), 1, "sent once");
+}
+
 both_backends!(
+    queued_mail_survives_an_smtp_outage_and_a_restart,
     pushed_requests_sign_in_once_and_can_be_required,
     third_party_clients_ask_for_consent_once_and_remember_it,
     refusing_consent_returns_access_denied,
