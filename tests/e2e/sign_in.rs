@@ -10,6 +10,7 @@ use reqwest::{Client, redirect::Policy};
 use sha2::Digest;
 
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
+const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
 
 struct World {
     s: TestServer,
@@ -43,6 +44,7 @@ async fn world(backend: Backend) -> World {
             json!({
                 "client_name": "Notes",
                 "redirect_uris": [REDIRECT],
+                "post_logout_redirect_uris": [AFTER_LOGOUT],
                 "token_endpoint_auth_method": "none",
                 "scope": "openid email profile",
             }),
@@ -399,7 +401,7 @@ async fn codes_are_bound_to_verifier_redirect_client_and_time(backend: Backend) 
     // None of those consumed it: the rightful redemption still works.
     assert_eq!(w.redeem(&code, &verifier).await.status, StatusCode::OK);
 
-    let late = w.sign_in(&browser, &challenge).await;
+    let late = w.sign_in(&self::browser(), &challenge).await;
     w.s.advance(60);
     let expired = w.redeem(&late, &verifier).await;
     assert_eq!(expired.json["error"], "invalid_grant", "codes live 60 s");
@@ -872,14 +874,18 @@ async fn third_party_clients_ask_for_consent_once_and_remember_it(backend: Backe
         1
     );
 
-    // Remembered: the same request signs in without asking again.
+    // Remembered per user, so a sign-in from another browser does not ask again.
     let again = w
-        .until_after_confirm(&b, &challenge, "&resource=https%3A%2F%2Fapi.example%2F")
+        .until_after_confirm(
+            &browser(),
+            &challenge,
+            "&resource=https%3A%2F%2Fapi.example%2F",
+        )
         .await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
     // prompt=consent asks anyway.
     let forced = w
-        .until_after_confirm(&b, &challenge, "&prompt=consent")
+        .until_after_confirm(&browser(), &challenge, "&prompt=consent")
         .await;
     assert_eq!(forced.status(), StatusCode::OK);
     assert!(forced.text().await.unwrap().contains("Allow Planner?"));
@@ -1181,7 +1187,132 @@ async fn queued_mail_survives_an_smtp_outage_and_a_restart(backend: Backend) {
     assert_eq!(sink.messages_to("ada@example.com").len(), 1, "sent once");
 }
 
+async fn a_browser_session_signs_in_again_without_mail_until_logout(backend: Backend) {
+    let w = world(backend).await;
+    let b = browser();
+    let (verifier, challenge) = pkce();
+    let first = w.sign_in(&b, &challenge).await;
+    let id_token = w.redeem(&first, &verifier).await.json["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Single sign-on: straight back to the client, no mail.
+    let again = b.get(w.authorize_url(&challenge, "")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let back = query_of(&location(&again));
+    assert!(back.contains_key("code"), "{back:?}");
+    let tokens = w.redeem(&back["code"], &verifier).await;
+    let (_, claims) = jwt::parts(tokens.json["id_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], w.user_id.as_str());
+    assert_eq!(
+        w.mail.messages_to("ada@example.com").len(),
+        1,
+        "no second mail"
+    );
+    let silent = b
+        .get(w.authorize_url(&challenge, "&prompt=none"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        query_of(&location(&silent)).contains_key("code"),
+        "prompt=none succeeds with a session"
+    );
+    // A client may still ask for a fresh sign-in.
+    for extra in ["&prompt=login", "&max_age=0"] {
+        w.s.advance(1);
+        let fresh = b
+            .get(w.authorize_url(&challenge, extra))
+            .send()
+            .await
+            .unwrap();
+        assert!(location(&fresh).contains("/login/"), "{extra}");
+    }
+
+    // RP-initiated logout with the ID token: ends the session and returns to the client.
+    let doc = w.s.discover(&w.tenant.id).await;
+    let end_session = doc["end_session_endpoint"].as_str().unwrap().to_owned();
+    let bad = b
+        .get(format!(
+            "{end_session}?id_token_hint={id_token}&post_logout_redirect_uri={}",
+            urlencode("https://evil.example/")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        StatusCode::BAD_REQUEST,
+        "unregistered post-logout URIs are refused"
+    );
+    let out = b
+        .get(format!(
+            "{end_session}?id_token_hint={id_token}&post_logout_redirect_uri={}&state=bye-1",
+            urlencode(AFTER_LOGOUT)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&out), format!("{AFTER_LOGOUT}?state=bye-1"));
+    let after = b.get(w.authorize_url(&challenge, "")).send().await.unwrap();
+    assert!(
+        location(&after).contains("/login/"),
+        "signed out: sign-in again"
+    );
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "session.ended").await.len(),
+        1
+    );
+}
+
+async fn logout_without_a_hint_asks_first_and_sessions_time_out(backend: Backend) {
+    let w = world(backend).await;
+    let b = browser();
+    let (_, challenge) = pkce();
+    w.sign_in(&b, &challenge).await;
+    let end_session = format!("{}/logout", w.issuer);
+    // A page elsewhere cannot sign the person out: without a hint, they confirm here.
+    let asked = b.get(&end_session).send().await.unwrap();
+    assert_eq!(asked.status(), StatusCode::OK);
+    let html = asked.text().await.unwrap();
+    assert!(html.contains("Sign out?"));
+    let still = b.get(w.authorize_url(&challenge, "")).send().await.unwrap();
+    assert!(
+        query_of(&location(&still)).contains_key("code"),
+        "the GET ended nothing"
+    );
+    let forged = b
+        .post(&end_session)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::OK, "asked again");
+    let confirmed = b
+        .post(&end_session)
+        .form(&[("csrf", field(&html, "csrf"))])
+        .send()
+        .await
+        .unwrap();
+    assert!(confirmed.text().await.unwrap().contains("Signed out"));
+    let after = b.get(w.authorize_url(&challenge, "")).send().await.unwrap();
+    assert!(location(&after).contains("/login/"));
+
+    // Idle timeout: eight hours unused ends a session.
+    w.sign_in(&b, &challenge).await;
+    w.s.advance(8 * 3600);
+    let idle = b.get(w.authorize_url(&challenge, "")).send().await.unwrap();
+    assert!(
+        location(&idle).contains("/login/"),
+        "idle sessions are over"
+    );
+}
+
 both_backends!(
+    a_browser_session_signs_in_again_without_mail_until_logout,
+    logout_without_a_hint_asks_first_and_sessions_time_out,
     queued_mail_survives_an_smtp_outage_and_a_restart,
     pushed_requests_sign_in_once_and_can_be_required,
     third_party_clients_ask_for_consent_once_and_remember_it,

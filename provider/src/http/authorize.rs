@@ -18,7 +18,7 @@ use crate::{
         params::Params,
     },
     state::AppState,
-    store::{self, pushed, sign_in},
+    store::{self, pushed, sessions, sign_in},
 };
 
 /// How long a person has to finish signing in.
@@ -30,6 +30,7 @@ pub(super) async fn authorize(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    meta: crate::audit::RequestMeta,
     body: Bytes,
 ) -> Response {
     let params = if method == Method::POST {
@@ -89,8 +90,18 @@ pub(super) async fn authorize(
             &tenant.issuer,
         );
     }
-    // No single sign-on session yet: every request signs in, so prompt=none cannot succeed.
-    if request.prompt.iter().any(|p| p == "none") {
+    let now = state.clock.unix();
+    // Single sign-on: a live session skips sign-in unless the client asks for a fresh one.
+    let Ok(session) = super::session::current(&state, &tenant.tenant.id, &headers).await else {
+        return busy();
+    };
+    let session = session.filter(|(_, s)| {
+        !request.prompt.iter().any(|p| p == "login")
+            && request
+                .max_age
+                .is_none_or(|max_age| now - s.auth_time <= max_age)
+    });
+    if session.is_none() && request.prompt.iter().any(|p| p == "none") {
         return redirect_error(
             &request.redirect_uri,
             request.state.as_deref(),
@@ -101,7 +112,6 @@ pub(super) async fn authorize(
     }
 
     let (device, set_cookie) = pages::device_or_new(&headers, &state.config);
-    let now = state.clock.unix();
     let pending = sign_in::PendingRequest {
         id: random_b64(16),
         client_id: request.client_id.clone(),
@@ -122,8 +132,33 @@ pub(super) async fn authorize(
         )
         .into_response();
     }
-    let mut response =
-        Redirect::to(&format!("{}/login/{}", tenant.issuer, pending.id)).into_response();
+    let mut response = match session {
+        Some((sid_digest, signed_in)) => {
+            let id = &tenant.tenant.id;
+            let (user_id, auth_time) = (signed_in.user_id.as_str(), signed_in.auth_time);
+            let marked = async {
+                sign_in::authenticate_request(
+                    state.store.writer(),
+                    id,
+                    &pending.id,
+                    user_id,
+                    auth_time,
+                )
+                .await?;
+                sessions::touch(state.store.writer(), id, &sid_digest, now).await
+            };
+            if marked.await.is_err() {
+                return busy();
+            }
+            let stored = StoredRequest::from(&request);
+            let login = super::login::proceed;
+            login(
+                &state, &tenant, &pending, &stored, user_id, auth_time, &device, &meta,
+            )
+            .await
+        }
+        None => Redirect::to(&format!("{}/login/{}", tenant.issuer, pending.id)).into_response(),
+    };
     if let Some(cookie) = set_cookie.and_then(|c| c.parse().ok()) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
@@ -170,6 +205,14 @@ async fn pushed_params(
         )
         .into_response()),
     }
+}
+
+fn busy() -> Response {
+    pages::error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service is busy. Try again shortly.",
+    )
+    .into_response()
 }
 
 fn redirect_error(

@@ -759,28 +759,29 @@ async fn finish(
     device: &str,
     meta: &RequestMeta,
 ) -> Response {
-    let auth_time = match sign_in_user(state, tenant, link, row, meta).await {
-        Ok(Some(auth_time)) => auth_time,
+    let (auth_time, cookie) = match sign_in_user(state, tenant, link, row, meta).await {
+        Ok(Some(signed_in)) => signed_in,
         Ok(None) => return expired(),
         Err(err) => {
             tracing::warn!(error = %err, "sign-in could not complete");
             return busy();
         }
     };
-    proceed(
-        state,
-        tenant,
-        row,
-        request,
-        &link.user_id,
-        auth_time,
-        device,
-        meta,
+    let user_id = link.user_id.as_str();
+    let mut response = proceed(
+        state, tenant, row, request, user_id, auth_time, device, meta,
     )
-    .await
+    .await;
+    if let Ok(cookie) = axum::http::HeaderValue::from_str(&cookie) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
+    response
 }
 
-/// Consumes the link and records who signed in, in one transaction; `None` when the link or
+/// Consumes the link, records who signed in and starts their browser session, in one
+/// transaction; returns the sign-in time and the session cookie, or `None` when the link or
 /// request was used meanwhile or the user can no longer sign in.
 async fn sign_in_user(
     state: &AppState,
@@ -788,7 +789,7 @@ async fn sign_in_user(
     link: &sign_in::Link,
     row: &sign_in::PendingRequest,
     meta: &RequestMeta,
-) -> Result<Option<i64>, store::StoreError> {
+) -> Result<Option<(i64, String)>, store::StoreError> {
     let id = &tenant.tenant.id;
     let now = state.clock.unix();
     let mut tx = state.store.begin().await?;
@@ -806,13 +807,14 @@ async fn sign_in_user(
         .user(&link.user_id)
         .details(json!({ "method": "magic_link" }));
     audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+    let cookie = super::session::start(&mut tx, state, id, &link.user_id, now).await?;
     store::commit(tx).await?;
-    Ok(Some(now))
+    Ok(Some((now, cookie)))
 }
 
-/// After sign-in: the consent page when needed, else the code.
+/// After sign-in (or with a live session): the consent page when needed, else the code.
 #[allow(clippy::too_many_arguments)]
-async fn proceed(
+pub(super) async fn proceed(
     state: &AppState,
     tenant: &IssuerTenant,
     row: &sign_in::PendingRequest,
@@ -843,6 +845,17 @@ async fn proceed(
             Err(_) => return busy(),
         }
     };
+    if !covered && request.prompt.iter().any(|p| p == "none") {
+        let mut pairs = vec![
+            ("error", "consent_required"),
+            ("error_description", "the user must consent"),
+        ];
+        if let Some(s) = &request.state {
+            pairs.push(("state", s));
+        }
+        pairs.push(("iss", &tenant.issuer));
+        return Redirect::to(&response_url(&request.redirect_uri, &pairs)).into_response();
+    }
     if !covered {
         let name = client
             .metadata

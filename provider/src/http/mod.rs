@@ -7,11 +7,13 @@ mod discovery;
 mod health;
 mod introspect;
 mod login;
+mod logout;
 mod pages;
 mod par;
 mod protocol;
 pub mod request_id;
 mod revoke;
+mod session;
 mod token;
 mod userinfo;
 
@@ -107,6 +109,11 @@ pub fn app(state: AppState) -> Router {
         .route("/a/{tenant}/login/confirm/code", post(login::confirm_code))
         .route("/a/{tenant}/login/{request}/code", post(login::handoff))
         .route("/a/{tenant}/consent/{request}", post(login::consent))
+        // end_session_endpoint
+        .route(
+            "/a/{tenant}/logout",
+            get(logout::logout).post(logout::logout),
+        )
         // pushed_authorization_request_endpoint
         .route("/a/{tenant}/par", post(par::par))
         // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.

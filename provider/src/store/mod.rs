@@ -15,6 +15,7 @@ pub mod keys;
 pub mod outbox;
 pub mod pushed;
 pub mod revoked_tokens;
+pub mod sessions;
 pub mod sign_in;
 pub mod tenants;
 pub mod users;
