@@ -1310,7 +1310,41 @@ async fn logout_without_a_hint_asks_first_and_sessions_time_out(backend: Backend
     );
 }
 
+async fn an_address_gets_at_most_five_links_per_quarter_hour(backend: Backend) {
+    let w = world(backend).await;
+    let (_, challenge) = pkce();
+    for _ in 0..6 {
+        w.ask_for_link(&browser(), &challenge, "ada@example.com")
+            .await;
+    }
+    let count = || async {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT recipient FROM mail_outbox WHERE tenant_id = $1")
+                .bind(&w.tenant.id)
+                .fetch_all(w.s.state.store.reader())
+                .await
+                .unwrap();
+        rows.len()
+    };
+    assert_eq!(
+        count().await,
+        5,
+        "the sixth request got the same page and no mail"
+    );
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "login.link_limited")
+            .await
+            .len(),
+        1
+    );
+    w.s.advance(15 * 60);
+    w.ask_for_link(&browser(), &challenge, "ada@example.com")
+        .await;
+    assert_eq!(count().await, 6, "the window moves on");
+}
+
 both_backends!(
+    an_address_gets_at_most_five_links_per_quarter_hour,
     a_browser_session_signs_in_again_without_mail_until_logout,
     logout_without_a_hint_asks_first_and_sessions_time_out,
     queued_mail_survives_an_smtp_outage_and_a_restart,

@@ -36,6 +36,10 @@ pub(crate) const LINK_TTL: i64 = 10 * 60;
 pub(crate) const CODE_TTL: i64 = 60;
 /// How long the code shown in another browser works.
 const HANDOFF_TTL: i64 = 5 * 60;
+/// Links one address may be sent per `LINK_WINDOW`: enough for a person, too few to flood an
+/// inbox. Shared by every replica, since it counts rows.
+const LINKS_PER_WINDOW: i64 = 5;
+const LINK_WINDOW: i64 = 15 * 60;
 /// Wrong one-time codes a link survives.
 const MAX_CODE_ATTEMPTS: i64 = 5;
 
@@ -358,6 +362,14 @@ async fn queue_link(
         return store::commit(tx).await;
     };
 
+    if sign_in::links_since(&mut *tx, id, &user.user_id, now - LINK_WINDOW).await?
+        >= LINKS_PER_WINDOW
+    {
+        // The page stays the same, so the limit tells nobody whether the address exists.
+        let event = AuditEvent::new("login.link_limited").user(&user.user_id);
+        audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+        return store::commit(tx).await;
+    }
     let token = random_secret();
     let digest = state.digester.digest(SecretKind::LoginLink, &token);
     let email_code = if tenant.tenant.require_email_code {

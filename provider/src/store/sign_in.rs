@@ -125,6 +125,24 @@ pub async fn insert_link<'e>(
     Ok(())
 }
 
+/// How many links a user was sent since `since`.
+pub async fn links_since<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    user_id: &str,
+    since: i64,
+) -> StoreResult<i64> {
+    let count = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM login_links WHERE tenant_id = $1 AND user_id = $2 AND created_at > $3",
+    )
+    .bind(tenant.as_str())
+    .bind(user_id)
+    .bind(since)
+    .fetch_one(db)
+    .await?;
+    Ok(count)
+}
+
 #[derive(Clone, Debug, FromRow)]
 pub struct Link {
     pub link_digest: Vec<u8>,
