@@ -155,6 +155,39 @@ fn busy() -> Response {
     .into_response()
 }
 
+/// The device id of the browser that started this request, when this is that browser.
+fn asking_browser(
+    state: &AppState,
+    headers: &HeaderMap,
+    row: &sign_in::PendingRequest,
+) -> Option<String> {
+    pages::device(headers, &state.config).filter(|device| {
+        crate::crypto::ct_eq(
+            &state.digester.digest(SecretKind::Device, device),
+            &row.device_digest,
+        )
+    })
+}
+
+/// The device id, when a form post comes from the browser that started the request with its
+/// form token for `subject`.
+fn form_from_asking_browser(
+    state: &AppState,
+    headers: &HeaderMap,
+    row: &sign_in::PendingRequest,
+    subject: &str,
+    csrf: &str,
+) -> Option<String> {
+    asking_browser(state, headers, row)
+        .filter(|device| pages::csrf_ok(state, device, subject, csrf))
+}
+
+/// The answer to a form post that `form_from_asking_browser` refused.
+fn form_expired() -> Response {
+    let message = "This page expired. Start signing in again from the application.";
+    error_page(StatusCode::FORBIDDEN, message).into_response()
+}
+
 fn expired() -> Response {
     error_page(
         StatusCode::BAD_REQUEST,
@@ -211,12 +244,7 @@ pub(super) async fn form(
         Ok(None) => return expired(),
         Err(_) => return busy(),
     };
-    let Some(device) = pages::device(&headers, &state.config).filter(|d| {
-        crate::crypto::ct_eq(
-            &state.digester.digest(SecretKind::Device, d),
-            &row.device_digest,
-        )
-    }) else {
+    let Some(device) = asking_browser(&state, &headers, &row) else {
         return error_page(
             StatusCode::BAD_REQUEST,
             "Start signing in again from the application.",
@@ -249,18 +277,10 @@ pub(super) async fn send_link(
         Ok(None) => return expired(),
         Err(_) => return busy(),
     };
-    let device = pages::device(&headers, &state.config).unwrap_or_default();
-    let same_device = crate::crypto::ct_eq(
-        &state.digester.digest(SecretKind::Device, &device),
-        &row.device_digest,
-    );
-    if !same_device || !pages::csrf_ok(&state, &device, &request_id, &form.csrf) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form expired. Start signing in again from the application.",
-        )
-        .into_response();
-    }
+    let Some(device) = form_from_asking_browser(&state, &headers, &row, &request_id, &form.csrf)
+    else {
+        return form_expired();
+    };
     let name = client_name(&state, &tenant, &row.client_id).await;
     let Some(address) = email::normalize(&form.email) else {
         let page = sign_in_page(
@@ -530,10 +550,7 @@ pub(super) async fn confirm(
         )
         .into_response();
     }
-    let same_device = crate::crypto::ct_eq(
-        &state.digester.digest(SecretKind::Device, &device),
-        &row.device_digest,
-    );
+    let same_device = asking_browser(&state, &headers, &row).is_some();
     let name = client_name(&state, &tenant, &row.client_id).await;
     if !same_device {
         let code = six_digits();
@@ -612,18 +629,10 @@ pub(super) async fn confirm_code(
         Ok(None) => return expired(),
         Err(_) => return busy(),
     };
-    let device = pages::device(&headers, &state.config).unwrap_or_default();
-    let same_device = crate::crypto::ct_eq(
-        &state.digester.digest(SecretKind::Device, &device),
-        &row.device_digest,
-    );
-    if !same_device || !pages::csrf_ok(&state, &device, &form.token, &form.csrf) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This page expired. Open the link from your email again.",
-        )
-        .into_response();
-    }
+    let Some(device) = form_from_asking_browser(&state, &headers, &row, &form.token, &form.csrf)
+    else {
+        return form_expired();
+    };
     let Some(expected) = &link.email_code_digest else {
         return finish(&state, &tenant, &link, &row, &request, &device, &meta).await;
     };
@@ -711,18 +720,10 @@ pub(super) async fn handoff(
         Ok(None) => return expired(),
         Err(_) => return busy(),
     };
-    let device = pages::device(&headers, &state.config).unwrap_or_default();
-    let same_device = crate::crypto::ct_eq(
-        &state.digester.digest(SecretKind::Device, &device),
-        &row.device_digest,
-    );
-    if !same_device || !pages::csrf_ok(&state, &device, &request_id, &form.csrf) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form expired. Start signing in again from the application.",
-        )
-        .into_response();
-    }
+    let Some(device) = form_from_asking_browser(&state, &headers, &row, &request_id, &form.csrf)
+    else {
+        return form_expired();
+    };
     let now = state.clock.unix();
     let id = &tenant.tenant.id;
     let links = match sign_in::handoff_links(state.store.reader(), id, &request_id, now).await {
@@ -948,21 +949,12 @@ pub(super) async fn consent(
         Ok(None) => return expired(),
         Err(_) => return busy(),
     };
-    let device = pages::device(&headers, &state.config).unwrap_or_default();
-    let same_device = crate::crypto::ct_eq(
-        &state.digester.digest(SecretKind::Device, &device),
-        &row.device_digest,
-    );
     let subject = format!("consent\n{request_id}");
     let (Some(user_id), Some(auth_time)) = (row.user_id.clone(), row.auth_time) else {
         return expired();
     };
-    if !same_device || !pages::csrf_ok(&state, &device, &subject, &form.csrf) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This page expired. Start signing in again.",
-        )
-        .into_response();
+    if form_from_asking_browser(&state, &headers, &row, &subject, &form.csrf).is_none() {
+        return form_expired();
     }
     let grant = match form.decision.as_str() {
         "allow" => Some(&request),
