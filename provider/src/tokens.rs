@@ -1,5 +1,5 @@
 //! Issuing and checking JWT access tokens: claims from `oauth::access_token`, signatures from the
-//! key service, revocation and client status from the store.
+//! key service, revocation and client status from the store. Also reads ID token hints.
 
 use shared::TenantId;
 
@@ -83,4 +83,32 @@ pub async fn check(
         return Err(Inactive::ClientInactive);
     }
     Ok(token)
+}
+
+/// The client and user an ID token hint names (`id_token_hint` at authorization and logout),
+/// when its signature and issuer check out and it is not an access token. Its expiry does not
+/// matter: a hint is usually an old ID token.
+pub async fn id_token_hint(
+    state: &AppState,
+    tenant: &TenantId,
+    issuer: &str,
+    token: &str,
+) -> Option<(String, String)> {
+    let (claims, header) = state.keys.verify(tenant, token).await.ok()?;
+    if header
+        .token_type()
+        .is_some_and(|t| t.eq_ignore_ascii_case(access_token::TYP))
+    {
+        return None;
+    }
+    if claims.get("iss").and_then(serde_json::Value::as_str) != Some(issuer) {
+        return None;
+    }
+    let client_id = match claims.get("aud")? {
+        serde_json::Value::String(aud) => aud.clone(),
+        serde_json::Value::Array(auds) => auds.first()?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    let sub = claims.get("sub")?.as_str()?.to_owned();
+    Some((client_id, sub))
 }

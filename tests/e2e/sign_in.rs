@@ -1219,6 +1219,36 @@ async fn a_browser_session_signs_in_again_without_mail_until_logout(backend: Bac
         query_of(&location(&silent)).contains_key("code"),
         "prompt=none succeeds with a session"
     );
+    // id_token_hint: the session counts only for the user the hint names.
+    let hinted = b
+        .get(w.authorize_url(
+            &challenge,
+            &format!("&prompt=none&id_token_hint={id_token}"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(query_of(&location(&hinted)).contains_key("code"));
+    let tenant = shared::TenantId::parse(&w.tenant.id).unwrap();
+    let claims = json!({ "iss": w.issuer, "sub": "someone-else", "aud": w.client_id });
+    let other =
+        w.s.state
+            .keys
+            .sign(&tenant, claims.as_object().unwrap().clone(), "JWT")
+            .await
+            .unwrap();
+    let mismatch = b
+        .get(w.authorize_url(&challenge, &format!("&prompt=none&id_token_hint={other}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query_of(&location(&mismatch))["error"], "login_required");
+    let garbage = b
+        .get(w.authorize_url(&challenge, "&id_token_hint=not.a.token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query_of(&location(&garbage))["error"], "invalid_request");
     // A client may still ask for a fresh sign-in.
     for extra in ["&prompt=login", "&max_age=0"] {
         w.s.advance(1);

@@ -19,6 +19,7 @@ use crate::{
     },
     state::AppState,
     store::{self, pushed, sessions, sign_in},
+    tokens,
 };
 
 /// How long a person has to finish signing in.
@@ -95,6 +96,26 @@ pub(super) async fn authorize(
     let Ok(session) = super::session::current(&state, &tenant.tenant.id, &headers).await else {
         return busy();
     };
+    // An id_token_hint names who the client expects; a session of anyone else does not count.
+    let hinted_user = match &request.id_token_hint {
+        Some(token) => {
+            match tokens::id_token_hint(&state, &tenant.tenant.id, &tenant.issuer, token).await {
+                Some((_, sub)) => Some(sub),
+                None => {
+                    let (uri, echoed) = (&request.redirect_uri, request.state.as_deref());
+                    return redirect_error(
+                        uri,
+                        echoed,
+                        "invalid_request",
+                        "id_token_hint is not valid",
+                        &tenant.issuer,
+                    );
+                }
+            }
+        }
+        None => None,
+    };
+    let session = session.filter(|(_, s)| hinted_user.as_ref().is_none_or(|sub| *sub == s.user_id));
     let session = session.filter(|(_, s)| {
         !request.prompt.iter().any(|p| p == "login")
             && request

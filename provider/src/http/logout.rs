@@ -10,7 +10,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Redirect, Response},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
     pages::{self, Page, error_page},
@@ -22,6 +22,7 @@ use crate::{
     oauth::{authorize::response_url, params::Params},
     state::AppState,
     store::sessions,
+    tokens,
 };
 
 #[derive(Template)]
@@ -41,29 +42,6 @@ struct Confirm<'a> {
     carried: Vec<(&'a str, String)>,
 }
 
-/// The client and user an ID token hint names, when its signature and issuer check out. Its
-/// expiry does not matter: logging out with an old ID token is the usual case.
-async fn hint(state: &AppState, tenant: &IssuerTenant, token: &str) -> Option<(String, String)> {
-    let (claims, header) = state.keys.verify(&tenant.tenant.id, token).await.ok()?;
-    // An ID token, not an access token.
-    if header
-        .token_type()
-        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt"))
-    {
-        return None;
-    }
-    if claims.get("iss").and_then(Value::as_str) != Some(tenant.issuer.as_str()) {
-        return None;
-    }
-    let client_id = match claims.get("aud")? {
-        Value::String(aud) => aud.clone(),
-        Value::Array(auds) => auds.first()?.as_str()?.to_owned(),
-        _ => return None,
-    };
-    let sub = claims.get("sub")?.as_str()?.to_owned();
-    Some((client_id, sub))
-}
-
 pub(super) async fn logout(
     State(state): State<AppState>,
     tenant: IssuerTenant,
@@ -80,13 +58,15 @@ pub(super) async fn logout(
     };
     let get = |name: &str| params.single(name).ok().flatten().map(str::to_owned);
     let hinted = match get("id_token_hint") {
-        Some(token) => match hint(&state, &tenant, &token).await {
-            Some(found) => Some(found),
-            None => {
-                return error_page(StatusCode::BAD_REQUEST, "The id_token_hint is not valid.")
-                    .into_response();
+        Some(token) => {
+            match tokens::id_token_hint(&state, &tenant.tenant.id, &tenant.issuer, &token).await {
+                Some(found) => Some(found),
+                None => {
+                    return error_page(StatusCode::BAD_REQUEST, "The id_token_hint is not valid.")
+                        .into_response();
+                }
             }
-        },
+        }
         None => None,
     };
     let client_id = match (get("client_id"), &hinted) {

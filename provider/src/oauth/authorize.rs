@@ -23,6 +23,7 @@ pub struct AuthorizeRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    pub id_token_hint: Option<String>,
 }
 
 /// Why a request is refused, and where the refusal may be sent.
@@ -222,7 +223,7 @@ pub fn check(
     let login_hint = single("login_hint")?
         .map(str::to_owned)
         .filter(|h| h.len() <= 254);
-    single("id_token_hint")?;
+    let id_token_hint = single("id_token_hint")?.map(str::to_owned);
 
     Ok(AuthorizeRequest {
         client_id: client.client_id.clone(),
@@ -235,6 +236,7 @@ pub fn check(
         prompt,
         max_age,
         login_hint,
+        id_token_hint,
     })
 }
 
