@@ -156,9 +156,36 @@ pub(super) fn csrf_ok(state: &AppState, device: &str, subject: &str, presented: 
     )
 }
 
-/// The origin of a URL, for `form-action`.
+/// The CSP source that lets a form end up at `url`: its origin, or for a native app's
+/// private-use scheme (RFC 8252 §7.1) the scheme itself.
 pub(super) fn origin_of(url: &str) -> Option<String> {
     let url = url::Url::parse(url).ok()?;
     let origin = url.origin();
-    origin.is_tuple().then(|| origin.ascii_serialization())
+    if origin.is_tuple() {
+        Some(origin.ascii_serialization())
+    } else {
+        Some(format!("{}:", url.scheme()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_targets_are_origins_or_private_use_schemes() {
+        assert_eq!(
+            origin_of("https://app.example/cb?x=1").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:9/cb").as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(
+            origin_of("com.example.app:/oauth2redirect").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(origin_of("not a url"), None);
+    }
 }
