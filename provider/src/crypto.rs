@@ -48,6 +48,7 @@ pub enum SecretKind {
     Device,
     LoginLink,
     AuthorizationCode,
+    RefreshToken,
     /// Form tokens, derived from the device cookie and the request they protect.
     Csrf,
 }
@@ -61,6 +62,7 @@ impl SecretKind {
             Self::Device => b"device",
             Self::LoginLink => b"login-link",
             Self::AuthorizationCode => b"authorization-code",
+            Self::RefreshToken => b"refresh-token",
             Self::Csrf => b"csrf",
         }
     }

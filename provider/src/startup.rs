@@ -45,6 +45,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         .transpose()
         .context("REDIS_URL")?;
     let mail = Mailer::from_config(&config, keyring.clone())?;
+    let sealer = Arc::new(keyring.clone());
     if let Some(mailer) = &mail {
         mailer.clone().spawn_sender(store.clone(), clock.clone());
     }
@@ -60,6 +61,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         store,
         clock,
         digester: Arc::new(digester),
+        keyring: sealer,
         keys,
         root_admin_digest: Arc::new(root_admin_digest),
         redis,

@@ -8,7 +8,7 @@ use crate::{
     cache::Cache,
     clock::Clock,
     config::Config,
-    crypto::{SecretDigester, SecretKind},
+    crypto::{Keyring, SecretDigester, SecretKind},
     keys::KeyService,
     login::mail::Mailer,
     store::{
@@ -24,6 +24,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub digester: Arc<SecretDigester>,
+    /// Seals values kept for a moment at rest (refresh responses held for a retry).
+    pub keyring: Arc<Keyring>,
     pub keys: Arc<KeyService>,
     /// Keyed digest of the root admin secret (from `ADMIN_SECRET` or generated at first start).
     pub root_admin_digest: Arc<Vec<u8>>,

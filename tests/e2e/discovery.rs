@@ -36,7 +36,7 @@ async fn metadata_is_served_at_all_four_paths(s: TestServer) {
     }
     assert_eq!(
         doc["grant_types_supported"],
-        json!(["authorization_code", "client_credentials"])
+        json!(["authorization_code", "refresh_token", "client_credentials"])
     );
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);

@@ -18,6 +18,7 @@ mod health;
 mod isolation;
 mod jwt_refusals;
 mod keys;
+mod refresh;
 mod replicas;
 mod sign_in;
 mod startup;

@@ -9,19 +9,19 @@ use e2e::{
 use reqwest::{Client, redirect::Policy};
 use sha2::Digest;
 
-const REDIRECT: &str = "http://127.0.0.1:9/cb";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/cb";
 const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
 
-struct World {
-    s: TestServer,
-    mail: SmtpSink,
-    tenant: TestTenant,
-    issuer: String,
-    client_id: String,
-    user_id: String,
+pub(crate) struct World {
+    pub(crate) s: TestServer,
+    pub(crate) mail: SmtpSink,
+    pub(crate) tenant: TestTenant,
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    pub(crate) user_id: String,
 }
 
-fn browser() -> Client {
+pub(crate) fn browser() -> Client {
     Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())
@@ -29,13 +29,13 @@ fn browser() -> Client {
         .unwrap()
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
-async fn world(backend: Backend) -> World {
+pub(crate) async fn world(backend: Backend) -> World {
     let (s, mail) = TestServer::start_with_mail(backend).await;
     let tenant = s.create_tenant().await;
     let (client_id, _) = s
@@ -152,7 +152,7 @@ impl World {
             .unwrap()
     }
 
-    async fn sign_in(&self, browser: &Client, challenge: &str) -> String {
+    pub(crate) async fn sign_in(&self, browser: &Client, challenge: &str) -> String {
         self.ask_for_link(browser, challenge, "Ada@Example.com")
             .await;
         let n = self.mail.messages_to("ada@example.com").len() + 1;
@@ -167,7 +167,7 @@ impl World {
         query_of(&back)["code"].clone()
     }
 
-    async fn redeem(&self, code: &str, verifier: &str) -> e2e::Reply {
+    pub(crate) async fn redeem(&self, code: &str, verifier: &str) -> e2e::Reply {
         self.s
             .form(
                 &format!("{}/token", self.issuer),

@@ -11,6 +11,7 @@ mod logout;
 mod pages;
 mod par;
 mod protocol;
+mod refresh;
 pub mod request_id;
 mod revoke;
 mod session;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::{
     client_auth,
     protocol::{FormBody, IssuerTenant},
+    refresh,
 };
 use crate::{
     audit::{self, AuditEvent, RequestMeta},
@@ -20,7 +21,9 @@ use crate::{
     oauth::{
         access_token::NewAccessToken,
         authorize::pkce_matches,
-        client_metadata::{GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS},
+        client_metadata::{
+            GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+        },
         id_token::{self, NewIdToken},
         params::{Params, Repeated},
         resource, scope,
@@ -64,6 +67,9 @@ pub(super) async fn token(
         }
         GRANT_AUTHORIZATION_CODE => {
             authorization_code(&state, &tenant, &client, &params, &meta).await
+        }
+        GRANT_REFRESH_TOKEN => {
+            refresh::refresh_grant(&state, &tenant, &client, &params, &meta).await
         }
         other => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
@@ -209,7 +215,8 @@ async fn authorization_code(
         });
     }
     let scope: Vec<String> = stored.scope.split_whitespace().map(str::to_owned).collect();
-    let resources: Vec<String> = serde_json::from_str(&stored.resources).unwrap_or_default();
+    let stored_resources: Vec<String> = serde_json::from_str(&stored.resources).unwrap_or_default();
+    let resources = stored_resources.clone();
     let audience = if resources.is_empty() {
         vec![tenant.issuer.clone()]
     } else {
@@ -226,8 +233,23 @@ async fn authorization_code(
         jti: &jti,
     };
     let access_token = tokens::issue(state, id, new).await?;
+    let grant = refresh::Grant {
+        client,
+        user_id: &user.user_id,
+        scope: &scope,
+        resources: &stored_resources,
+        auth_time: stored.auth_time,
+        access_jti: &jti,
+        access_exp: now + ttl,
+    };
+    let mut tx = state.store.begin().await?;
+    let refresh_token = refresh::start_family(state, tenant, &mut tx, grant).await?;
+    store::commit(tx).await?;
     let mut body =
         json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl });
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = refresh_token.into();
+    }
     if !scope.is_empty() {
         body["scope"] = scope.join(" ").into();
     }

@@ -48,6 +48,8 @@ pub struct ClientMetadataRequest {
     pub access_token_ttl: Option<i64>,
     /// Extension: this client's ID token lifetime in seconds, instead of the tenant's.
     pub id_token_ttl: Option<i64>,
+    /// Extension: this client's refresh retry window in seconds (0 disables it).
+    pub refresh_grace_secs: Option<i64>,
 }
 
 /// Bounds of a per-client token lifetime, in seconds.
@@ -84,6 +86,8 @@ pub struct ClientMetadata {
     pub access_token_ttl: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_ttl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_grace_secs: Option<i64>,
 }
 
 impl ClientMetadata {
@@ -260,6 +264,13 @@ impl ClientMetadataRequest {
             }
         }
 
+        if self
+            .refresh_grace_secs
+            .is_some_and(|g| !(0..=60).contains(&g))
+        {
+            return Err(invalid("refresh_grace_secs must be from 0 to 60"));
+        }
+
         Ok(ClientMetadata {
             redirect_uris,
             grant_types,
@@ -279,6 +290,7 @@ impl ClientMetadataRequest {
             post_logout_redirect_uris,
             access_token_ttl: self.access_token_ttl,
             id_token_ttl: self.id_token_ttl,
+            refresh_grace_secs: self.refresh_grace_secs,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod instance;
 pub mod keys;
 pub mod outbox;
 pub mod pushed;
+pub mod refresh;
 pub mod revoked_tokens;
 pub mod sessions;
 pub mod sign_in;

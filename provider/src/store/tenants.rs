@@ -24,6 +24,12 @@ pub struct Tenant {
     pub require_email_code: bool,
     /// Whether authorization requests must be pushed first (RFC 9126).
     pub require_par: bool,
+    /// A refresh token unused this long expires (seconds).
+    pub refresh_idle_secs: i64,
+    /// A refresh family ends this long after its grant, however used (seconds).
+    pub refresh_absolute_secs: i64,
+    /// How long a client that lost a refresh response may retry with the same token (seconds).
+    pub refresh_grace_secs: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -45,6 +51,9 @@ struct TenantRow {
     pkce_required_for_confidential: i64,
     require_email_code: i64,
     require_par: i64,
+    refresh_idle_secs: i64,
+    refresh_absolute_secs: i64,
+    refresh_grace_secs: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -65,6 +74,9 @@ impl TryFrom<TenantRow> for Tenant {
             pkce_required_for_confidential: row.pkce_required_for_confidential != 0,
             require_email_code: row.require_email_code != 0,
             require_par: row.require_par != 0,
+            refresh_idle_secs: row.refresh_idle_secs,
+            refresh_absolute_secs: row.refresh_absolute_secs,
+            refresh_grace_secs: row.refresh_grace_secs,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -73,7 +85,8 @@ impl TryFrom<TenantRow> for Tenant {
 
 const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl, id_token_ttl, \
                        key_rotation_secs, self_signup, pkce_required_for_confidential, \
-                       require_email_code, require_par, created_at, updated_at";
+                       require_email_code, require_par, refresh_idle_secs, \
+                       refresh_absolute_secs, refresh_grace_secs, created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()

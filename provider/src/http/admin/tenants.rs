@@ -127,6 +127,9 @@ pub(crate) async fn create_tenant(
         pkce_required_for_confidential: true,
         require_email_code: false,
         require_par: false,
+        refresh_idle_secs: 30 * 24 * 3600,
+        refresh_absolute_secs: 90 * 24 * 3600,
+        refresh_grace_secs: 5,
         created_at: now,
         updated_at: now,
     };

@@ -1,0 +1,257 @@
+//! Refresh tokens (RFC 6749 §6, RFC 9700 §4.14): opaque, 256 random bits, stored as keyed
+//! digests, rotated at every use. A rotated token presented again revokes its whole family and
+//! the access tokens it produced, unless it is the immediate predecessor retried within the
+//! grace window, which gets the same response again and mints nothing.
+
+use axum::response::Response;
+use serde_json::{Value, json};
+use shared::TenantId;
+
+use super::{protocol::IssuerTenant, token::no_store, token::single};
+use crate::{
+    audit::{self, AuditEvent, RequestMeta},
+    crypto::{SecretKind, random_b64, random_secret},
+    error::OAuthError,
+    oauth::{
+        access_token::NewAccessToken, client_metadata::GRANT_REFRESH_TOKEN, params::Params,
+        resource,
+    },
+    state::AppState,
+    store::{self, Tx, clients::Client, refresh, users},
+    tokens,
+};
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        description,
+    )
+}
+
+fn response_aad(tenant: &TenantId, digest: &[u8]) -> Vec<u8> {
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("refresh-response:{tenant}:{hex}").into_bytes()
+}
+
+/// What a new family needs from the grant that starts it.
+pub(super) struct Grant<'a> {
+    pub(super) client: &'a Client,
+    pub(super) user_id: &'a str,
+    pub(super) scope: &'a [String],
+    pub(super) resources: &'a [String],
+    pub(super) auth_time: i64,
+    pub(super) access_jti: &'a str,
+    pub(super) access_exp: i64,
+}
+
+/// Starts a family for a grant, inside its transaction, when the client may refresh; returns
+/// the first refresh token.
+pub(super) async fn start_family(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    tx: &mut Tx,
+    grant: Grant<'_>,
+) -> Result<Option<String>, store::StoreError> {
+    if !grant.client.metadata.allows_grant(GRANT_REFRESH_TOKEN) {
+        return Ok(None);
+    }
+    let id = &tenant.tenant.id;
+    let now = state.clock.unix();
+    let family = refresh::Family {
+        id: random_b64(16),
+        client_id: grant.client.client_id.clone(),
+        user_id: grant.user_id.to_owned(),
+        scope: grant.scope.join(" "),
+        resources: Value::from(grant.resources.to_vec()).to_string(),
+        auth_time: grant.auth_time,
+        expires_at: now + tenant.tenant.refresh_absolute_secs,
+        revoked_at: None,
+    };
+    refresh::insert_family(&mut **tx, id, &family, now).await?;
+    refresh::record_access_token(
+        &mut **tx,
+        id,
+        &family.id,
+        grant.access_jti,
+        grant.access_exp,
+    )
+    .await?;
+    let token = random_secret();
+    let digest = state.digester.digest(SecretKind::RefreshToken, &token);
+    let expires_at = (now + tenant.tenant.refresh_idle_secs).min(family.expires_at);
+    refresh::insert_token(&mut **tx, id, &digest, &family.id, 0, now, expires_at).await?;
+    Ok(Some(token))
+}
+
+/// The `refresh_token` grant.
+pub(super) async fn refresh_grant(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    client: &Client,
+    params: &Params,
+    meta: &RequestMeta,
+) -> Result<Response, OAuthError> {
+    let presented = single(params, "refresh_token")?
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let id = &tenant.tenant.id;
+    let digest = state.digester.digest(SecretKind::RefreshToken, presented);
+    let now = state.clock.unix();
+    let Some(token) = refresh::get_token(state.store.reader(), id, &digest).await? else {
+        return Err(invalid_grant("the refresh token is not valid"));
+    };
+    let family = refresh::get_family(state.store.reader(), id, &token.family_id).await?;
+    // Another client's token is refused like an unknown one.
+    let Some(family) = family.filter(|f| f.revoked_at.is_none() && f.client_id == client.client_id)
+    else {
+        return Err(invalid_grant("the refresh token is not valid"));
+    };
+    if token.rotated_at.is_some() {
+        return retry_or_reuse(state, tenant, client, &family, &token, &digest, meta).await;
+    }
+    if now >= token.expires_at || now >= family.expires_at {
+        return Err(invalid_grant("the refresh token expired"));
+    }
+    let granted: Vec<String> = family.scope.split_whitespace().map(str::to_owned).collect();
+    let scope: Vec<String> = match single(params, "scope")? {
+        Some(requested) => {
+            let requested: Vec<String> = requested.split_whitespace().map(str::to_owned).collect();
+            if let Some(extra) = requested.iter().find(|s| !granted.contains(s)) {
+                return Err(OAuthError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    format!("scope {extra} was not granted"),
+                ));
+            }
+            requested
+        }
+        None => granted,
+    };
+    let family_resources: Vec<String> = serde_json::from_str(&family.resources).unwrap_or_default();
+    let requested = resource::check(&params.all("resource")).map_err(|why| {
+        OAuthError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_target", why)
+    })?;
+    if let Some(outside) = requested.iter().find(|r| !family_resources.contains(r)) {
+        return Err(OAuthError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_target",
+            format!("resource {outside} was not granted"),
+        ));
+    }
+    let resources = if requested.is_empty() {
+        family_resources
+    } else {
+        requested
+    };
+    let user = users::get(state.store.reader(), id, &family.user_id).await?;
+    if !user.is_some_and(|u| u.status == users::UserStatus::Active) {
+        return Err(invalid_grant("the user can no longer sign in"));
+    }
+
+    // Mint first, then rotate: only the use that wins the conditional update keeps its tokens.
+    let jti = tokens::new_jti();
+    let ttl = client
+        .metadata
+        .access_token_ttl
+        .unwrap_or(tenant.tenant.access_token_ttl);
+    let audience = if resources.is_empty() {
+        vec![tenant.issuer.clone()]
+    } else {
+        resources
+    };
+    let new = NewAccessToken {
+        issuer: &tenant.issuer,
+        subject: &family.user_id,
+        client_id: &client.client_id,
+        audience: &audience,
+        scope: &scope,
+        issued_at: now,
+        ttl,
+        jti: &jti,
+    };
+    let access_token = tokens::issue(state, id, new).await?;
+    let successor = random_secret();
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "refresh_token": successor,
+    });
+    if !scope.is_empty() {
+        body["scope"] = scope.join(" ").into();
+    }
+    let sealed = state
+        .keyring
+        .seal(body.to_string().as_bytes(), &response_aad(id, &digest));
+
+    let mut tx = state.store.begin().await?;
+    if !refresh::rotate(&mut *tx, id, &digest, now, &sealed).await? {
+        // Another use of this token rotated it first: answer as its retry would be answered.
+        drop(tx);
+        let Some(rotated) = refresh::get_token(state.store.reader(), id, &digest).await? else {
+            return Err(invalid_grant("the refresh token is not valid"));
+        };
+        return retry_or_reuse(state, tenant, client, &family, &rotated, &digest, meta).await;
+    }
+    let successor_digest = state.digester.digest(SecretKind::RefreshToken, &successor);
+    let expires_at = (now + tenant.tenant.refresh_idle_secs).min(family.expires_at);
+    refresh::insert_token(
+        &mut *tx,
+        id,
+        &successor_digest,
+        &family.id,
+        token.generation + 1,
+        now,
+        expires_at,
+    )
+    .await?;
+    refresh::record_access_token(&mut *tx, id, &family.id, &jti, now + ttl).await?;
+    let details = json!({ "grant_type": GRANT_REFRESH_TOKEN, "jti": jti, "family": family.id, "generation": token.generation + 1 });
+    let event = AuditEvent::new("token.refreshed")
+        .client(&client.client_id)
+        .user(&family.user_id)
+        .details(details);
+    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+    store::commit(tx).await?;
+    Ok(no_store(body))
+}
+
+/// A rotated token presented again: within the grace window, the immediate predecessor gets
+/// the response its rotation produced; anything else is reuse, which revokes the family.
+async fn retry_or_reuse(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    client: &Client,
+    family: &refresh::Family,
+    token: &refresh::RefreshToken,
+    digest: &[u8],
+    meta: &RequestMeta,
+) -> Result<Response, OAuthError> {
+    let id = &tenant.tenant.id;
+    let now = state.clock.unix();
+    let grace = client
+        .metadata
+        .refresh_grace_secs
+        .unwrap_or(tenant.tenant.refresh_grace_secs);
+    let latest = refresh::latest_generation(state.store.reader(), id, &family.id).await?;
+    let in_grace =
+        token.rotated_at.is_some_and(|at| now - at < grace) && token.generation + 1 == latest;
+    if in_grace
+        && let Some(sealed) = &token.rotated_response
+        && let Ok(json) = state.keyring.open(sealed, &response_aad(id, digest))
+        && let Ok(body) = serde_json::from_slice::<Value>(&json)
+    {
+        return Ok(no_store(body));
+    }
+    let mut tx = state.store.begin().await?;
+    refresh::revoke_family(&mut tx, id, &family.id, "reuse", now).await?;
+    let details = json!({ "family": family.id, "generation": token.generation });
+    let event = AuditEvent::new("token.reuse_detected")
+        .client(&client.client_id)
+        .user(&family.user_id)
+        .details(details);
+    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+    store::commit(tx).await?;
+    tracing::warn!(tenant = %id, client_id = %client.client_id, "refresh token reuse: family revoked");
+    Err(invalid_grant("the refresh token was already used"))
+}

@@ -1,0 +1,222 @@
+//! Refresh tokens: rotation, reuse detection revoking the family and its access tokens, the
+//! grace window, concurrent use, lifetimes, scope narrowing and client binding.
+
+use e2e::{Backend, both_backends, json, reqwest::StatusCode};
+
+use crate::sign_in::{REDIRECT, World, browser, pkce, world};
+
+/// A world whose client may refresh, signed in once: the world, the first token response and
+/// the token endpoint.
+async fn signed_in(backend: Backend) -> (World, serde_json::Value, String) {
+    let mut w = world(backend).await;
+    let (client_id, _) =
+        w.s.create_client(
+            &w.tenant,
+            json!({
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none",
+                "scope": "openid email profile offline_access",
+            }),
+        )
+        .await;
+    w.client_id = client_id;
+    let (verifier, challenge) = pkce();
+    let code = w.sign_in(&browser(), &challenge).await;
+    let first = w.redeem(&code, &verifier).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let endpoint = format!("{}/token", w.issuer);
+    (w, first.json, endpoint)
+}
+
+async fn refresh(w: &World, endpoint: &str, token: &str, extra: &[(&str, &str)]) -> e2e::Reply {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token),
+        ("client_id", w.client_id.as_str()),
+    ];
+    form.extend_from_slice(extra);
+    w.s.form(endpoint, None, &form).await
+}
+
+async fn userinfo_status(w: &World, access: &str) -> StatusCode {
+    w.s.http
+        .get(format!("{}/userinfo", w.issuer))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn field(reply: &serde_json::Value, name: &str) -> String {
+    reply[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {reply}"))
+        .to_owned()
+}
+
+async fn tokens_rotate_and_reuse_revokes_the_family(backend: Backend) {
+    let (w, first, endpoint) = signed_in(backend).await;
+    let r0 = field(&first, "refresh_token");
+    assert_eq!(r0.len(), 43, "256 random bits");
+    let second = refresh(&w, &endpoint, &r0, &[]).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    assert_eq!(second.header("cache-control"), Some("no-store"));
+    let r1 = field(&second.json, "refresh_token");
+    assert_ne!(r0, r1, "rotated");
+    let a1 = field(&second.json, "access_token");
+    assert_eq!(userinfo_status(&w, &a1).await, StatusCode::OK);
+
+    // Inside the grace window the immediate predecessor gets the same answer, minting nothing.
+    let retry = refresh(&w, &endpoint, &r0, &[]).await;
+    assert_eq!(
+        retry.json, second.json,
+        "the same successor and access token"
+    );
+    // After it, presenting r0 again is reuse: the family and its access tokens die.
+    w.s.advance(5);
+    let reused = refresh(&w, &endpoint, &r0, &[]).await;
+    assert_eq!(
+        (reused.status, reused.json["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        userinfo_status(&w, &a1).await,
+        StatusCode::UNAUTHORIZED,
+        "access tokens of the family are revoked"
+    );
+    assert_eq!(
+        userinfo_status(&w, &field(&first, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let r1_after = refresh(&w, &endpoint, &r1, &[]).await;
+    assert_eq!(
+        r1_after.json["error"], "invalid_grant",
+        "the live successor died with its family"
+    );
+    let detected = w.s.audit_events(&w.tenant.id, "token.reuse_detected").await;
+    assert_eq!(detected.len(), 1);
+    assert_eq!(
+        (
+            detected[0]["client_id"].as_str(),
+            detected[0]["user_id"].as_str()
+        ),
+        (Some(w.client_id.as_str()), Some(w.user_id.as_str()))
+    );
+    assert!(detected[0]["ip"].is_string());
+}
+
+async fn an_older_generation_is_reuse_even_inside_the_grace_window(backend: Backend) {
+    let (w, first, endpoint) = signed_in(backend).await;
+    let r0 = field(&first, "refresh_token");
+    let r1 = field(
+        &refresh(&w, &endpoint, &r0, &[]).await.json,
+        "refresh_token",
+    );
+    let r2 = field(
+        &refresh(&w, &endpoint, &r1, &[]).await.json,
+        "refresh_token",
+    );
+    let old = refresh(&w, &endpoint, &r0, &[]).await;
+    assert_eq!(old.json["error"], "invalid_grant");
+    assert_eq!(
+        refresh(&w, &endpoint, &r2, &[]).await.json["error"],
+        "invalid_grant",
+        "family revoked"
+    );
+}
+
+async fn fifty_concurrent_refreshes_leave_one_live_successor(backend: Backend) {
+    let (w, first, endpoint) = signed_in(backend).await;
+    let r0 = field(&first, "refresh_token");
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let http = w.s.http.clone();
+        let form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", r0.clone()),
+            ("client_id", w.client_id.clone()),
+        ];
+        let url = endpoint.clone();
+        tasks.push(tokio::spawn(async move {
+            let reply = http.post(url).form(&form).send().await.unwrap();
+            let status = reply.status();
+            (status, reply.json::<serde_json::Value>().await.unwrap())
+        }));
+    }
+    let mut successors = std::collections::HashSet::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "every retry inside the window is answered: {body}"
+        );
+        successors.insert(field(&body, "refresh_token"));
+    }
+    assert_eq!(successors.len(), 1, "one successor for all");
+    let successor = successors.into_iter().next().unwrap();
+    assert_eq!(
+        refresh(&w, &endpoint, &successor, &[]).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn lifetimes_scope_narrowing_and_client_binding(backend: Backend) {
+    let (w, first, endpoint) = signed_in(backend).await;
+    let r0 = field(&first, "refresh_token");
+    let wider = refresh(&w, &endpoint, &r0, &[("scope", "openid admin")]).await;
+    assert_eq!(wider.json["error"], "invalid_scope");
+    let narrow = refresh(&w, &endpoint, &r0, &[("scope", "openid")]).await;
+    assert_eq!(narrow.status, StatusCode::OK, "{}", narrow.text);
+    assert_eq!(narrow.json["scope"], "openid");
+    let r1 = field(&narrow.json, "refresh_token");
+    let target = refresh(
+        &w,
+        &endpoint,
+        &r1,
+        &[("resource", "https://elsewhere.example/")],
+    )
+    .await;
+    assert_eq!(target.json["error"], "invalid_target");
+
+    // Another client cannot use the token.
+    let (other, _) = w
+        .s
+        .create_client(&w.tenant, json!({ "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none" }))
+        .await;
+    let stolen =
+        w.s.form(
+            &endpoint,
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &r1),
+                ("client_id", &other),
+            ],
+        )
+        .await;
+    assert_eq!(stolen.json["error"], "invalid_grant");
+
+    // Unused for 30 days, a refresh token expires.
+    w.s.advance(30 * 24 * 3600);
+    let idle = refresh(&w, &endpoint, &r1, &[]).await;
+    assert_eq!(idle.json["error"], "invalid_grant");
+}
+
+async fn clients_without_the_refresh_grant_get_no_refresh_token(backend: Backend) {
+    let w = world(backend).await;
+    let (verifier, challenge) = pkce();
+    let code = w.sign_in(&browser(), &challenge).await;
+    let reply = w.redeem(&code, &verifier).await;
+    assert!(reply.json.get("refresh_token").is_none(), "{}", reply.text);
+}
+
+both_backends!(
+    tokens_rotate_and_reuse_revokes_the_family,
+    an_older_generation_is_reuse_even_inside_the_grace_window,
+    fifty_concurrent_refreshes_leave_one_live_successor,
+    lifetimes_scope_narrowing_and_client_binding,
+    clients_without_the_refresh_grant_get_no_refresh_token,
+);
