@@ -213,7 +213,142 @@ async fn clients_without_the_refresh_grant_get_no_refresh_token(backend: Backend
     assert!(reply.json.get("refresh_token").is_none(), "{}", reply.text);
 }
 
+/// A confidential client, as a resource server would be, for introspection.
+async fn resource_server(w: &World) -> (String, String) {
+    let (id, secret) =
+        w.s.create_client(&w.tenant, json!({ "grant_types": ["client_credentials"] }))
+            .await;
+    (id, secret.unwrap())
+}
+
+async fn revocation_and_introspection_know_refresh_tokens(backend: Backend) {
+    let (w, first, endpoint) = signed_in(backend).await;
+    let r0 = field(&first, "refresh_token");
+    let (rs, rs_secret) = resource_server(&w).await;
+    let introspect = |token: String| {
+        let (w, rs, rs_secret) = (&w, rs.clone(), rs_secret.clone());
+        async move {
+            w.s.form(
+                &format!("{}/introspect", w.issuer),
+                Some((&rs, &rs_secret)),
+                &[("token", &token)],
+            )
+            .await
+            .json
+        }
+    };
+    let live = introspect(r0.clone()).await;
+    assert_eq!(
+        (live["active"].as_bool(), live["token_type"].as_str()),
+        (Some(true), Some("refresh_token"))
+    );
+    assert_eq!(live["sub"], w.user_id.as_str());
+
+    // Another client cannot revoke it; its own client revokes the whole family.
+    w.s.form(
+        &format!("{}/revoke", w.issuer),
+        Some((&rs, &rs_secret)),
+        &[("token", &r0)],
+    )
+    .await;
+    assert_eq!(introspect(r0.clone()).await["active"], true);
+    let revoked =
+        w.s.form(
+            &format!("{}/revoke", w.issuer),
+            None,
+            &[("token", &r0), ("client_id", &w.client_id)],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(introspect(r0.clone()).await, json!({ "active": false }));
+    assert_eq!(
+        userinfo_status(&w, &field(&first, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        refresh(&w, &endpoint, &r0, &[]).await.json["error"],
+        "invalid_grant"
+    );
+}
+
+async fn administrators_revoke_one_users_sessions_or_the_whole_tenants(backend: Backend) {
+    let (w, first, endpoint) = signed_in(backend).await;
+    let r0 = field(&first, "refresh_token");
+    let path = format!("/a/{}/admin/revoke/sessions", w.tenant.id);
+    let unknown =
+        w.s.post(
+            &path,
+            Some(&w.tenant.admin_secret),
+            json!({ "user_id": "nobody" }),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    let one =
+        w.s.post(
+            &path,
+            Some(&w.tenant.admin_secret),
+            json!({ "user_id": w.user_id }),
+        )
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text);
+    assert_eq!(
+        one.json,
+        json!({ "refresh_families_revoked": 1, "browser_sessions_ended": 1 })
+    );
+    assert_eq!(
+        refresh(&w, &endpoint, &r0, &[]).await.json["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        userinfo_status(&w, &field(&first, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let events = w.s.audit_events(&w.tenant.id, "session.revoked").await;
+    assert_eq!(
+        (events.len(), events[0]["user_id"].as_str()),
+        (1, Some(w.user_id.as_str()))
+    );
+
+    // A fresh sign-in, then the whole tenant, with no body at all.
+    let (verifier, challenge) = pkce();
+    let code = w.sign_in(&browser(), &challenge).await;
+    let again = w.redeem(&code, &verifier).await;
+    let all =
+        w.s.send(
+            reqwest::Method::POST,
+            &path,
+            Some(&w.tenant.admin_secret),
+            None,
+        )
+        .await;
+    assert_eq!(
+        all.json,
+        json!({ "refresh_families_revoked": 1, "browser_sessions_ended": 1 })
+    );
+    assert_eq!(
+        refresh(&w, &endpoint, &field(&again.json, "refresh_token"), &[])
+            .await
+            .json["error"],
+        "invalid_grant"
+    );
+    let nothing_left =
+        w.s.send(
+            reqwest::Method::POST,
+            &path,
+            Some(&w.tenant.admin_secret),
+            None,
+        )
+        .await;
+    assert_eq!(
+        nothing_left.json,
+        json!({ "refresh_families_revoked": 0, "browser_sessions_ended": 0 })
+    );
+}
+
 both_backends!(
+    revocation_and_introspection_know_refresh_tokens,
+    administrators_revoke_one_users_sessions_or_the_whole_tenants,
     tokens_rotate_and_reuse_revokes_the_family,
     an_older_generation_is_reuse_even_inside_the_grace_window,
     fifty_concurrent_refreshes_leave_one_live_successor,

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{
     client_auth,
     protocol::{FormBody, IssuerTenant},
+    refresh,
     token::{no_store, single},
 };
 use crate::{
@@ -33,6 +34,27 @@ pub(super) async fn introspect(
     }
     let token = single(&params, "token")?
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    if let Some((row, family)) = refresh::lookup(&state, &tenant.tenant.id, token).await? {
+        if !refresh::is_live(&state, &row, &family) {
+            return Ok(no_store(json!({ "active": false })));
+        }
+        let client_active = state
+            .client(&tenant.tenant.id, &family.client_id)
+            .await?
+            .is_some_and(|c| c.is_active());
+        if !client_active {
+            return Ok(no_store(json!({ "active": false })));
+        }
+        return Ok(no_store(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "client_id": family.client_id,
+            "sub": family.user_id,
+            "scope": family.scope,
+            "iss": tenant.issuer,
+            "exp": row.expires_at.min(family.expires_at),
+        })));
+    }
     match tokens::check(&state, &tenant.tenant.id, &tenant.issuer, token).await {
         Ok(t) => {
             let mut body = json!({

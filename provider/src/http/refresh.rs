@@ -255,3 +255,48 @@ async fn retry_or_reuse(
     tracing::warn!(tenant = %id, client_id = %client.client_id, "refresh token reuse: family revoked");
     Err(invalid_grant("the refresh token was already used"))
 }
+
+/// The family a presented refresh token belongs to, when the family is still alive, with the
+/// token's row.
+pub(super) async fn lookup(
+    state: &AppState,
+    tenant: &TenantId,
+    presented: &str,
+) -> Result<Option<(refresh::RefreshToken, refresh::Family)>, store::StoreError> {
+    let digest = state.digester.digest(SecretKind::RefreshToken, presented);
+    let Some(token) = refresh::get_token(state.store.reader(), tenant, &digest).await? else {
+        return Ok(None);
+    };
+    let family = refresh::get_family(state.store.reader(), tenant, &token.family_id).await?;
+    Ok(family
+        .filter(|f| f.revoked_at.is_none())
+        .map(|f| (token, f)))
+}
+
+/// Whether a refresh token can be used right now.
+pub(super) fn is_live(
+    state: &AppState,
+    token: &refresh::RefreshToken,
+    family: &refresh::Family,
+) -> bool {
+    let now = state.clock.unix();
+    token.rotated_at.is_none() && now < token.expires_at && now < family.expires_at
+}
+
+/// Revokes a family at a client's request (RFC 7009), audited.
+pub(super) async fn revoke(
+    state: &AppState,
+    tenant: &TenantId,
+    family: &refresh::Family,
+    meta: &RequestMeta,
+) -> Result<(), store::StoreError> {
+    let mut tx = state.store.begin().await?;
+    refresh::revoke_family(&mut tx, tenant, &family.id, "revoked", state.clock.unix()).await?;
+    let details = json!({ "token_type": "refresh_token", "family": family.id });
+    let event = AuditEvent::new("token.revoked")
+        .client(&family.client_id)
+        .user(&family.user_id)
+        .details(details);
+    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), meta, event).await?;
+    store::commit(tx).await
+}

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{
     client_auth,
     protocol::{FormBody, IssuerTenant},
+    refresh,
     token::{no_store, single},
 };
 use crate::{
@@ -30,6 +31,13 @@ pub(super) async fn revoke(
     let token = single(&params, "token")?
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let id = &tenant.tenant.id;
+    // A refresh token revokes its whole family, with the access tokens it produced.
+    if let Some((_, family)) = refresh::lookup(&state, id, token).await? {
+        if family.client_id == client.client_id {
+            refresh::revoke(&state, id, &family, &meta).await?;
+        }
+        return Ok(no_store(json!({})));
+    }
     match tokens::check(&state, id, &tenant.issuer, token).await {
         Ok(t) if t.client_id == client.client_id => {
             let mut tx = state.store.begin().await?;

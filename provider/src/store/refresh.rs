@@ -192,3 +192,37 @@ pub async fn rotate<'e>(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Revokes every live family of one user (or of the whole tenant when `user_id` is `None`) and
+/// the access tokens they produced; returns how many families.
+pub async fn revoke_all(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    user_id: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> StoreResult<u64> {
+    sqlx::query(
+        "INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at) \
+         SELECT a.tenant_id, a.jti, a.expires_at, $3 FROM family_access_tokens a \
+         JOIN refresh_families f ON f.tenant_id = a.tenant_id AND f.id = a.family_id \
+         WHERE a.tenant_id = $1 AND f.revoked_at IS NULL AND ($2 = '' OR f.user_id = $2) \
+         ON CONFLICT (tenant_id, jti) DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .bind(user_id.unwrap_or(""))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let result = sqlx::query(
+        "UPDATE refresh_families SET revoked_at = $3, revoked_reason = $4 \
+         WHERE tenant_id = $1 AND revoked_at IS NULL AND ($2 = '' OR user_id = $2)",
+    )
+    .bind(tenant.as_str())
+    .bind(user_id.unwrap_or(""))
+    .bind(now)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected())
+}

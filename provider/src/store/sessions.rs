@@ -87,3 +87,23 @@ pub async fn end<'e>(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Ends every open session of one user (or of the whole tenant when `user_id` is `None`);
+/// returns how many.
+pub async fn end_all<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    user_id: Option<&str>,
+    now: i64,
+) -> StoreResult<u64> {
+    let result = sqlx::query(
+        "UPDATE browser_sessions SET ended_at = $3 \
+         WHERE tenant_id = $1 AND ended_at IS NULL AND ($2 = '' OR user_id = $2)",
+    )
+    .bind(tenant.as_str())
+    .bind(user_id.unwrap_or(""))
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected())
+}

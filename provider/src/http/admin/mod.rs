@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod clients;
 mod keys;
+mod sessions;
 pub(crate) mod tenants;
 mod users;
 
@@ -56,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/a/{tenant}/admin/audit", get(audit::list))
         .route("/a/{tenant}/admin/keys", get(keys::list).post(keys::stage))
         .route("/a/{tenant}/admin/keys/revoke", post(keys::revoke))
+        .route("/a/{tenant}/admin/revoke/sessions", post(sessions::revoke))
         .route(
             "/a/{tenant}/admin/keys/{kid}/activate",
             post(keys::activate),
