@@ -346,7 +346,56 @@ async fn administrators_revoke_one_users_sessions_or_the_whole_tenants(backend: 
     );
 }
 
+async fn a_tenant_may_require_offline_access_for_refresh_tokens(backend: Backend) {
+    let (w, first, _) = signed_in(backend).await;
+    assert!(
+        first.get("refresh_token").is_some(),
+        "by default the refresh grant suffices"
+    );
+    let path = format!("/admin/tenants/{}", w.tenant.id);
+    let set =
+        w.s.send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&w.s.root_secret),
+            Some(json!({ "require_offline_access": true, "refresh_grace_secs": 0 })),
+        )
+        .await;
+    assert_eq!(
+        (
+            set.json["require_offline_access"].as_bool(),
+            set.json["refresh_grace_secs"].as_i64()
+        ),
+        (Some(true), Some(0)),
+        "{}",
+        set.text
+    );
+    let (verifier, challenge) = pkce();
+    let code = w.sign_in(&browser(), &challenge).await;
+    let without = w.redeem(&code, &verifier).await;
+    assert!(
+        without.json.get("refresh_token").is_none(),
+        "the request did not ask for offline_access"
+    );
+    for bad in [
+        json!({ "refresh_grace_secs": 61 }),
+        json!({ "refresh_idle_secs": 10 }),
+        json!({ "refresh_idle_secs": 7200, "refresh_absolute_secs": 3600 }),
+    ] {
+        let reply =
+            w.s.send(
+                reqwest::Method::PATCH,
+                &path,
+                Some(&w.s.root_secret),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
 both_backends!(
+    a_tenant_may_require_offline_access_for_refresh_tokens,
     revocation_and_introspection_know_refresh_tokens,
     administrators_revoke_one_users_sessions_or_the_whole_tenants,
     tokens_rotate_and_reuse_revokes_the_family,

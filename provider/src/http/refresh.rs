@@ -53,7 +53,10 @@ pub(super) async fn start_family(
     tx: &mut Tx,
     grant: Grant<'_>,
 ) -> Result<Option<String>, store::StoreError> {
-    if !grant.client.metadata.allows_grant(GRANT_REFRESH_TOKEN) {
+    let offline = grant.scope.iter().any(|s| s == "offline_access");
+    if !grant.client.metadata.allows_grant(GRANT_REFRESH_TOKEN)
+        || (tenant.tenant.require_offline_access && !offline)
+    {
         return Ok(None);
     }
     let id = &tenant.tenant.id;

@@ -30,6 +30,8 @@ pub struct Tenant {
     pub refresh_absolute_secs: i64,
     /// How long a client that lost a refresh response may retry with the same token (seconds).
     pub refresh_grace_secs: i64,
+    /// Whether refresh tokens need the `offline_access` scope.
+    pub require_offline_access: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -54,6 +56,7 @@ struct TenantRow {
     refresh_idle_secs: i64,
     refresh_absolute_secs: i64,
     refresh_grace_secs: i64,
+    require_offline_access: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -77,6 +80,7 @@ impl TryFrom<TenantRow> for Tenant {
             refresh_idle_secs: row.refresh_idle_secs,
             refresh_absolute_secs: row.refresh_absolute_secs,
             refresh_grace_secs: row.refresh_grace_secs,
+            require_offline_access: row.require_offline_access != 0,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -86,7 +90,8 @@ impl TryFrom<TenantRow> for Tenant {
 const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl, id_token_ttl, \
                        key_rotation_secs, self_signup, pkce_required_for_confidential, \
                        require_email_code, require_par, refresh_idle_secs, \
-                       refresh_absolute_secs, refresh_grace_secs, created_at, updated_at";
+                       refresh_absolute_secs, refresh_grace_secs, require_offline_access, \
+                       created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()
@@ -178,7 +183,8 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
         "UPDATE tenants SET display_name = $2, allowed_email_domains = $3, updated_at = $4, \
          access_token_ttl = $5, id_token_ttl = $6, key_rotation_secs = $7, self_signup = $8, \
          pkce_required_for_confidential = $9, require_email_code = $10, \
-         require_par = $11 WHERE id = $1",
+         require_par = $11, refresh_idle_secs = $12, refresh_absolute_secs = $13, \
+         refresh_grace_secs = $14, require_offline_access = $15 WHERE id = $1",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -191,6 +197,10 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
     .bind(i64::from(tenant.pkce_required_for_confidential))
     .bind(i64::from(tenant.require_email_code))
     .bind(i64::from(tenant.require_par))
+    .bind(tenant.refresh_idle_secs)
+    .bind(tenant.refresh_absolute_secs)
+    .bind(tenant.refresh_grace_secs)
+    .bind(i64::from(tenant.require_offline_access))
     .execute(db)
     .await?;
     found(result.rows_affected())

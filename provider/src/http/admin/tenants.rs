@@ -47,6 +47,10 @@ pub(super) struct UpdateTenant {
     pkce_required_for_confidential: Option<bool>,
     require_email_code: Option<bool>,
     require_par: Option<bool>,
+    refresh_idle_secs: Option<i64>,
+    refresh_absolute_secs: Option<i64>,
+    refresh_grace_secs: Option<i64>,
+    require_offline_access: Option<bool>,
 }
 
 /// Shortest rotation period: a key must at least outlive its own publish window.
@@ -79,6 +83,10 @@ pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
         "pkce_required_for_confidential": tenant.pkce_required_for_confidential,
         "require_email_code": tenant.require_email_code,
         "require_par": tenant.require_par,
+        "refresh_idle_secs": tenant.refresh_idle_secs,
+        "refresh_absolute_secs": tenant.refresh_absolute_secs,
+        "refresh_grace_secs": tenant.refresh_grace_secs,
+        "require_offline_access": tenant.require_offline_access,
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),
     })
@@ -130,6 +138,7 @@ pub(crate) async fn create_tenant(
         refresh_idle_secs: 30 * 24 * 3600,
         refresh_absolute_secs: 90 * 24 * 3600,
         refresh_grace_secs: 5,
+        require_offline_access: false,
         created_at: now,
         updated_at: now,
     };
@@ -242,6 +251,31 @@ pub(super) async fn update(
     if let Some(on) = request.require_par {
         tenant.require_par = on;
     }
+    if let Some(on) = request.require_offline_access {
+        tenant.require_offline_access = on;
+    }
+    if let Some(grace) = request.refresh_grace_secs {
+        if !(0..=60).contains(&grace) {
+            return Err(AdminError::bad_request(
+                "invalid_request",
+                "refresh_grace_secs must be from 0 to 60",
+            ));
+        }
+        tenant.refresh_grace_secs = grace;
+    }
+    let idle = request
+        .refresh_idle_secs
+        .unwrap_or(tenant.refresh_idle_secs);
+    let absolute = request
+        .refresh_absolute_secs
+        .unwrap_or(tenant.refresh_absolute_secs);
+    if idle < 60 || absolute < idle || absolute > 400 * 24 * 3600 {
+        return Err(AdminError::bad_request(
+            "invalid_request",
+            "refresh lifetimes need 60 s <= refresh_idle_secs <= refresh_absolute_secs <= 400 days",
+        ));
+    }
+    (tenant.refresh_idle_secs, tenant.refresh_absolute_secs) = (idle, absolute);
     tenant.updated_at = state.clock.unix();
 
     let mut tx = state.store.begin().await?;
