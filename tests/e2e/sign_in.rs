@@ -1373,7 +1373,39 @@ async fn an_address_gets_at_most_five_links_per_quarter_hour(backend: Backend) {
     assert_eq!(count().await, 6, "the window moves on");
 }
 
+async fn one_ip_gets_at_most_twenty_links_per_quarter_hour(backend: Backend) {
+    let w = world(backend).await;
+    let (_, challenge) = pkce();
+    for i in 0..21 {
+        let email = format!("person{i}@example.com");
+        w.s.post(
+            &format!("/a/{}/admin/users", w.tenant.id),
+            Some(&w.tenant.admin_secret),
+            json!({ "email": email }),
+        )
+        .await;
+        w.ask_for_link(&browser(), &challenge, &email).await;
+    }
+    let queued: Vec<String> =
+        sqlx::query_scalar("SELECT recipient FROM mail_outbox WHERE tenant_id = $1")
+            .bind(&w.tenant.id)
+            .fetch_all(w.s.state.store.reader())
+            .await
+            .unwrap();
+    assert_eq!(
+        queued.len(),
+        20,
+        "the 21st request from 127.0.0.1 sent nothing"
+    );
+    let limited = w.s.audit_events(&w.tenant.id, "login.link_limited").await;
+    assert_eq!(
+        (limited.len(), limited[0]["details"]["limit"].as_str()),
+        (1, Some("ip"))
+    );
+}
+
 both_backends!(
+    one_ip_gets_at_most_twenty_links_per_quarter_hour,
     an_address_gets_at_most_five_links_per_quarter_hour,
     a_browser_session_signs_in_again_without_mail_until_logout,
     logout_without_a_hint_asks_first_and_sessions_time_out,

@@ -106,18 +106,20 @@ pub async fn insert_link<'e>(
     request_id: &str,
     user_id: &str,
     email_code_digest: Option<&[u8]>,
+    requested_ip: Option<&str>,
     now: i64,
     expires_at: i64,
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO login_links (tenant_id, link_digest, request_id, user_id, email_code_digest, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         requested_ip, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(tenant.as_str())
     .bind(link_digest)
     .bind(request_id)
     .bind(user_id)
     .bind(email_code_digest)
+    .bind(requested_ip)
     .bind(now)
     .bind(expires_at)
     .execute(db)
@@ -137,6 +139,25 @@ pub async fn links_since<'e>(
     )
     .bind(tenant.as_str())
     .bind(user_id)
+    .bind(since)
+    .fetch_one(db)
+    .await?;
+    Ok(count)
+}
+
+/// How many links were sent at the request of `ip` since `since`.
+pub async fn links_from_ip_since<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    ip: &str,
+    since: i64,
+) -> StoreResult<i64> {
+    let count = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM login_links WHERE tenant_id = $1 AND requested_ip = $2 \
+         AND created_at > $3",
+    )
+    .bind(tenant.as_str())
+    .bind(ip)
     .bind(since)
     .fetch_one(db)
     .await?;

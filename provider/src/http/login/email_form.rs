@@ -226,11 +226,22 @@ async fn queue_link(
         return store::commit(tx).await;
     };
 
-    if sign_in::links_since(&mut *tx, id, &user.user_id, now - LINK_WINDOW).await?
-        >= LINKS_PER_WINDOW
-    {
+    let requested_ip = meta.ip.map(|ip| ip.to_string());
+    let per_address = sign_in::links_since(&mut *tx, id, &user.user_id, now - LINK_WINDOW).await?;
+    let per_ip = match &requested_ip {
+        Some(ip) => sign_in::links_from_ip_since(&mut *tx, id, ip, now - LINK_WINDOW).await?,
+        None => 0,
+    };
+    if per_address >= LINKS_PER_WINDOW || per_ip >= LINKS_PER_IP_WINDOW {
         // The page stays the same, so the limit tells nobody whether the address exists.
-        let event = AuditEvent::new("login.link_limited").user(&user.user_id);
+        let limit = if per_address >= LINKS_PER_WINDOW {
+            "address"
+        } else {
+            "ip"
+        };
+        let event = AuditEvent::new("login.link_limited")
+            .user(&user.user_id)
+            .details(json!({ "limit": limit }));
         audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
         return store::commit(tx).await;
     }
@@ -250,6 +261,7 @@ async fn queue_link(
         request_id,
         &user.user_id,
         code_digest.as_deref(),
+        requested_ip.as_deref(),
         now,
         now + LINK_TTL,
     )

@@ -48,6 +48,9 @@ const HANDOFF_TTL: i64 = 5 * 60;
 /// inbox. Shared by every replica, since it counts rows.
 const LINKS_PER_WINDOW: i64 = 5;
 const LINK_WINDOW: i64 = 15 * 60;
+/// Links one IP address may have sent per `LINK_WINDOW`, to any addresses: a person or an
+/// office, not a script mailing a list.
+const LINKS_PER_IP_WINDOW: i64 = 20;
 /// Wrong one-time codes a link survives.
 const MAX_CODE_ATTEMPTS: i64 = 5;
 
