@@ -107,6 +107,20 @@ async fn tokens_rotate_and_reuse_revokes_the_family(backend: Backend) {
     assert!(detected[0]["ip"].is_string());
 }
 
+/// Each family records the browser session its grant was signed in with.
+async fn families_record_the_browser_session_of_their_grant(backend: Backend) {
+    let (w, _, _) = signed_in(backend).await;
+    let linked: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM refresh_families f JOIN browser_sessions s \
+         ON s.tenant_id = f.tenant_id AND s.sid_digest = f.session_digest WHERE f.tenant_id = $1",
+    )
+    .bind(&w.tenant.id)
+    .fetch_one(w.s.state.store.reader())
+    .await
+    .unwrap();
+    assert_eq!(linked, 1);
+}
+
 async fn an_older_generation_is_reuse_even_inside_the_grace_window(backend: Backend) {
     let (w, first, endpoint) = signed_in(backend).await;
     let r0 = field(&first, "refresh_token");
@@ -395,6 +409,7 @@ async fn a_tenant_may_require_offline_access_for_refresh_tokens(backend: Backend
 }
 
 both_backends!(
+    families_record_the_browser_session_of_their_grant,
     a_tenant_may_require_offline_access_for_refresh_tokens,
     revocation_and_introspection_know_refresh_tokens,
     administrators_revoke_one_users_sessions_or_the_whole_tenants,

@@ -142,6 +142,7 @@ pub(super) async fn authorize(
         completed_at: None,
         user_id: None,
         auth_time: None,
+        session_digest: None,
     };
     if let Err(err) =
         sign_in::insert_request(state.store.writer(), &tenant.tenant.id, &pending, now).await
@@ -164,6 +165,7 @@ pub(super) async fn authorize(
                     &pending.id,
                     user_id,
                     auth_time,
+                    &sid_digest,
                 )
                 .await?;
                 sessions::touch(state.store.writer(), id, &sid_digest, now).await
@@ -172,9 +174,20 @@ pub(super) async fn authorize(
                 return busy();
             }
             let stored = StoredRequest::from(&request);
+            let signed_in_request = sign_in::PendingRequest {
+                session_digest: Some(sid_digest.clone()),
+                ..pending.clone()
+            };
             let login = super::login::proceed;
             login(
-                &state, &tenant, &pending, &stored, user_id, auth_time, &device, &meta,
+                &state,
+                &tenant,
+                &signed_in_request,
+                &stored,
+                user_id,
+                auth_time,
+                &device,
+                &meta,
             )
             .await
         }

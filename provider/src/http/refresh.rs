@@ -43,6 +43,7 @@ pub(super) struct Grant<'a> {
     pub(super) auth_time: i64,
     pub(super) access_jti: &'a str,
     pub(super) access_exp: i64,
+    pub(super) session_digest: Option<&'a [u8]>,
 }
 
 /// Starts a family for a grant, inside its transaction, when the client may refresh; returns
@@ -70,6 +71,7 @@ pub(super) async fn start_family(
         auth_time: grant.auth_time,
         expires_at: now + tenant.tenant.refresh_absolute_secs,
         revoked_at: None,
+        session_digest: grant.session_digest.map(<[u8]>::to_vec),
     };
     refresh::insert_family(&mut **tx, id, &family, now).await?;
     refresh::record_access_token(

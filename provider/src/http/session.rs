@@ -79,25 +79,30 @@ pub(super) async fn current(
     Ok(Some((sid_digest, session)))
 }
 
-/// Starts a session inside the sign-in transaction; returns the `Set-Cookie` value.
+/// Starts a session inside the sign-in transaction; returns the `Set-Cookie` value and the
+/// session's digest, which the grant records.
 pub(super) async fn start(
     tx: &mut Tx,
     state: &AppState,
     tenant: &TenantId,
     user_id: &str,
     auth_time: i64,
-) -> StoreResult<String> {
+) -> StoreResult<(String, Vec<u8>)> {
     let sid = random_secret();
+    let sid_digest = digest(state, &sid);
     sessions::insert(
         &mut **tx,
         tenant,
-        &digest(state, &sid),
+        &sid_digest,
         user_id,
         auth_time,
         auth_time + ABSOLUTE_SECS,
     )
     .await?;
-    Ok(set_cookie(&state.config, tenant, &sid, ABSOLUTE_SECS))
+    Ok((
+        set_cookie(&state.config, tenant, &sid, ABSOLUTE_SECS),
+        sid_digest,
+    ))
 }
 
 /// The `Set-Cookie` that removes the session cookie.

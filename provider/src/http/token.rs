@@ -241,6 +241,7 @@ async fn authorization_code(
         auth_time: stored.auth_time,
         access_jti: &jti,
         access_exp: now + ttl,
+        session_digest: stored.session_digest.as_deref(),
     };
     let mut tx = state.store.begin().await?;
     let refresh_token = refresh::start_family(state, tenant, &mut tx, grant).await?;

@@ -16,6 +16,8 @@ pub struct Family {
     pub auth_time: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The browser session the grant was signed in with.
+    pub session_digest: Option<Vec<u8>>,
 }
 
 pub async fn insert_family<'e>(
@@ -26,7 +28,8 @@ pub async fn insert_family<'e>(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO refresh_families (tenant_id, id, client_id, user_id, scope, resources, \
-         auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         auth_time, created_at, expires_at, session_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(tenant.as_str())
     .bind(&family.id)
@@ -37,6 +40,7 @@ pub async fn insert_family<'e>(
     .bind(family.auth_time)
     .bind(now)
     .bind(family.expires_at)
+    .bind(family.session_digest.as_deref())
     .execute(db)
     .await?;
     Ok(())
@@ -48,8 +52,8 @@ pub async fn get_family<'e>(
     id: &str,
 ) -> StoreResult<Option<Family>> {
     let row = sqlx::query_as::<_, Family>(
-        "SELECT id, client_id, user_id, scope, resources, auth_time, expires_at, revoked_at \
-         FROM refresh_families WHERE tenant_id = $1 AND id = $2",
+        "SELECT id, client_id, user_id, scope, resources, auth_time, expires_at, revoked_at, \
+         session_digest FROM refresh_families WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant.as_str())
     .bind(id)

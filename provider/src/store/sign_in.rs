@@ -18,6 +18,8 @@ pub struct PendingRequest {
     /// Who signed in, once someone has; the request then waits only for consent.
     pub user_id: Option<String>,
     pub auth_time: Option<i64>,
+    /// The browser session the person signed in with.
+    pub session_digest: Option<Vec<u8>>,
 }
 
 pub async fn insert_request<'e>(
@@ -49,7 +51,7 @@ pub async fn get_request<'e>(
 ) -> StoreResult<Option<PendingRequest>> {
     let row = sqlx::query_as::<_, PendingRequest>(
         "SELECT id, client_id, request, device_digest, expires_at, completed_at, user_id, \
-         auth_time FROM authorization_requests WHERE tenant_id = $1 AND id = $2",
+         auth_time, session_digest FROM authorization_requests WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant.as_str())
     .bind(id)
@@ -65,15 +67,17 @@ pub async fn authenticate_request<'e>(
     id: &str,
     user_id: &str,
     auth_time: i64,
+    session_digest: &[u8],
 ) -> StoreResult<bool> {
     let result = sqlx::query(
-        "UPDATE authorization_requests SET user_id = $3, auth_time = $4 \
+        "UPDATE authorization_requests SET user_id = $3, auth_time = $4, session_digest = $5 \
          WHERE tenant_id = $1 AND id = $2 AND completed_at IS NULL AND user_id IS NULL",
     )
     .bind(tenant.as_str())
     .bind(id)
     .bind(user_id)
     .bind(auth_time)
+    .bind(session_digest)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -292,6 +296,7 @@ pub struct Code {
     pub redeemed_at: Option<i64>,
     pub access_token_jti: Option<String>,
     pub access_token_exp: Option<i64>,
+    pub session_digest: Option<Vec<u8>>,
 }
 
 pub async fn insert_code<'e>(
@@ -303,8 +308,8 @@ pub async fn insert_code<'e>(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO authorization_codes (tenant_id, code_digest, client_id, user_id, \
-         redirect_uri, scope, resources, nonce, code_challenge, auth_time, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         redirect_uri, scope, resources, nonce, code_challenge, auth_time, created_at, expires_at, \
+         session_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(tenant.as_str())
     .bind(code_digest)
@@ -318,6 +323,7 @@ pub async fn insert_code<'e>(
     .bind(code.auth_time)
     .bind(now)
     .bind(code.expires_at)
+    .bind(code.session_digest.as_deref())
     .execute(db)
     .await?;
     Ok(())
@@ -330,7 +336,7 @@ pub async fn get_code<'e>(
 ) -> StoreResult<Option<Code>> {
     let row = sqlx::query_as::<_, Code>(
         "SELECT client_id, user_id, redirect_uri, scope, resources, nonce, code_challenge, \
-         auth_time, expires_at, redeemed_at, access_token_jti, access_token_exp \
+         auth_time, expires_at, redeemed_at, access_token_jti, access_token_exp, session_digest \
          FROM authorization_codes WHERE tenant_id = $1 AND code_digest = $2",
     )
     .bind(tenant.as_str())

@@ -341,7 +341,7 @@ async fn finish(
     device: &str,
     meta: &RequestMeta,
 ) -> Response {
-    let (auth_time, cookie) = match sign_in_user(state, tenant, link, row, meta).await {
+    let (auth_time, cookie, sid_digest) = match sign_in_user(state, tenant, link, row, meta).await {
         Ok(Some(signed_in)) => signed_in,
         Ok(None) => return expired(),
         Err(err) => {
@@ -350,8 +350,13 @@ async fn finish(
         }
     };
     let user_id = link.user_id.as_str();
+    // The grant records the browser session it was signed in with.
+    let row = sign_in::PendingRequest {
+        session_digest: Some(sid_digest),
+        ..row.clone()
+    };
     let mut response = proceed(
-        state, tenant, row, request, user_id, auth_time, device, meta,
+        state, tenant, &row, request, user_id, auth_time, device, meta,
     )
     .await;
     if let Ok(cookie) = axum::http::HeaderValue::from_str(&cookie) {
@@ -371,7 +376,7 @@ async fn sign_in_user(
     link: &sign_in::Link,
     row: &sign_in::PendingRequest,
     meta: &RequestMeta,
-) -> Result<Option<(i64, String)>, store::StoreError> {
+) -> Result<Option<(i64, String, Vec<u8>)>, store::StoreError> {
     let id = &tenant.tenant.id;
     let now = state.clock.unix();
     let mut tx = state.store.begin().await?;
@@ -379,8 +384,13 @@ async fn sign_in_user(
     if !user.is_some_and(|u| u.status == UserStatus::Active) {
         return Ok(None);
     }
-    if !sign_in::consume_link(&mut *tx, id, &link.link_digest, now).await?
-        || !sign_in::authenticate_request(&mut *tx, id, &row.id, &link.user_id, now).await?
+    if !sign_in::consume_link(&mut *tx, id, &link.link_digest, now).await? {
+        return Ok(None);
+    }
+    let (cookie, sid_digest) =
+        crate::http::session::start(&mut tx, state, id, &link.user_id, now).await?;
+    if !sign_in::authenticate_request(&mut *tx, id, &row.id, &link.user_id, now, &sid_digest)
+        .await?
     {
         return Ok(None);
     }
@@ -389,7 +399,6 @@ async fn sign_in_user(
         .user(&link.user_id)
         .details(json!({ "method": "magic_link" }));
     audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
-    let cookie = crate::http::session::start(&mut tx, state, id, &link.user_id, now).await?;
     store::commit(tx).await?;
-    Ok(Some((now, cookie)))
+    Ok(Some((now, cookie, sid_digest)))
 }

@@ -279,6 +279,7 @@ async fn code_for(
         redeemed_at: None,
         access_token_jti: None,
         access_token_exp: None,
+        session_digest: row.session_digest.clone(),
     };
     let digest = state.digester.digest(SecretKind::AuthorizationCode, &code);
     sign_in::insert_code(&mut *tx, id, &digest, &stored, now).await?;
