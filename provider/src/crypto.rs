@@ -49,6 +49,8 @@ pub enum SecretKind {
     LoginLink,
     AuthorizationCode,
     RefreshToken,
+    /// Server-provided DPoP nonces, one per tenant and time slot.
+    DpopNonce,
     /// Form tokens, derived from the device cookie and the request they protect.
     Csrf,
 }
@@ -63,6 +65,7 @@ impl SecretKind {
             Self::LoginLink => b"login-link",
             Self::AuthorizationCode => b"authorization-code",
             Self::RefreshToken => b"refresh-token",
+            Self::DpopNonce => b"dpop-nonce",
             Self::Csrf => b"csrf",
         }
     }

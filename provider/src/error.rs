@@ -160,6 +160,8 @@ pub struct OAuthError {
     pub error: &'static str,
     pub description: String,
     pub www_authenticate: Option<String>,
+    /// A fresh DPoP nonce for the client to use (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -169,6 +171,7 @@ impl OAuthError {
             error,
             description: description.into(),
             www_authenticate: None,
+            dpop_nonce: None,
         }
     }
 
@@ -232,6 +235,9 @@ impl IntoResponse for OAuthError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            headers.insert("dpop-nonce", nonce);
         }
         response
     }

@@ -113,6 +113,7 @@ async fn user_token(s: &TestServer, t: &TestTenant) -> (String, String) {
         issued_at: provider::clock::Clock::unix(s.clock.as_ref()),
         ttl: 600,
         jti: &jti,
+        cnf_jkt: None,
     };
     let tenant = shared::TenantId::parse(&t.id).unwrap();
     let token = provider::tokens::issue(&s.state, &tenant, new)
@@ -498,20 +499,44 @@ async fn concurrent_activations_and_revocations_leave_exactly_one_active_key(s: 
 
 async fn private_keys_are_sealed_at_rest(s: TestServer) {
     let t = s.create_tenant().await;
-    let rows: Vec<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT public_jwk, private_key FROM signing_keys WHERE tenant_id = $1")
-            .bind(&t.id)
-            .fetch_all(s.state.store.reader())
-            .await
-            .unwrap();
+    let rows: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT kid, public_jwk, private_key FROM signing_keys WHERE tenant_id = $1",
+    )
+    .bind(&t.id)
+    .fetch_all(s.state.store.reader())
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 2);
-    for (public_jwk, sealed) in rows {
+    let tenant = shared::TenantId::parse(&t.id).unwrap();
+    let sealer = provider::crypto::Sealer::new(&s.key_encryption_key());
+    for (kid, public_jwk, sealed) in rows {
         let jwk: Value = serde_json::from_str(&public_jwk).unwrap();
-        assert!(jwk.get("d").is_none());
-        // A PKCS#8 DER private key starts with a SEQUENCE tag; a sealed one starts with the
-        // 8-byte key fingerprint and cannot be parsed as a key.
-        assert!(josekit::jws::ES256.signer_from_der(&sealed).is_err());
-        assert!(josekit::jws::ES256.signer_from_der(&sealed[20..]).is_err());
+        assert!(jwk.get("d").is_none(), "no private part in the public JWK");
+        // Stored sealed: it opens only with the key encryption key and its own tenant and kid,
+        // and the private key it holds appears nowhere in the stored bytes.
+        let aad = provider::keys::private_key_aad(&tenant, &kid);
+        let der = sealer
+            .open(&sealed, &aad)
+            .expect("opens with the server's key");
+        assert!(
+            josekit::jws::ES256.signer_from_der(&der).is_ok(),
+            "a PKCS#8 private key inside"
+        );
+        assert!(!sealed.windows(16).any(|w| der.windows(16).any(|d| d == w)));
+        let other_tenant = shared::TenantId::parse("someone-else").unwrap();
+        assert!(
+            sealer
+                .open(
+                    &sealed,
+                    &provider::keys::private_key_aad(&other_tenant, &kid)
+                )
+                .is_err()
+        );
+        assert!(
+            provider::crypto::Sealer::new(&[7; 32])
+                .open(&sealed, &aad)
+                .is_err()
+        );
     }
 }
 

@@ -14,6 +14,7 @@ mod admin_users;
 mod bad_input;
 mod browser;
 mod discovery;
+mod dpop;
 mod health;
 mod isolation;
 mod jwt_refusals;

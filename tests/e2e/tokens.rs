@@ -456,6 +456,7 @@ async fn userinfo_answers_bearer_tokens_of_active_users(s: TestServer) {
                 issued_at: now,
                 ttl: 600,
                 jti: &jti,
+                cnf_jkt: None,
             };
             provider::tokens::issue(&state, &tenant, new).await.unwrap()
         }

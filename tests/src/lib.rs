@@ -305,6 +305,15 @@ impl TestServer {
         }
     }
 
+    /// The server's `KEY_ENCRYPTION_KEY`, decoded.
+    pub fn key_encryption_key(&self) -> [u8; 32] {
+        STANDARD
+            .decode(&self.key_encryption_key)
+            .unwrap()
+            .try_into()
+            .unwrap()
+    }
+
     /// Moves the server's clock forward.
     pub fn advance(&self, seconds: i64) {
         self.clock.advance(time::Duration::seconds(seconds));

@@ -71,6 +71,10 @@ pub(super) async fn introspect(
             if let Some(scope) = t.scope {
                 body["scope"] = scope.into();
             }
+            if let Some(cnf) = t.cnf {
+                body["cnf"] = cnf;
+                body["token_type"] = "DPoP".into();
+            }
             Ok(no_store(body))
         }
         Err(Inactive::Unavailable(err)) => Err(err.into()),

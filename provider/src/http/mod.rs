@@ -4,6 +4,7 @@ pub mod admin;
 mod authorize;
 mod client_auth;
 mod discovery;
+mod dpop;
 mod health;
 mod introspect;
 mod login;
@@ -55,7 +56,10 @@ fn cors_routes() -> Router<AppState> {
             HeaderName::from_static("dpop"),
             HeaderName::from_static("mcp-protocol-version"),
         ])
-        .expose_headers([header::WWW_AUTHENTICATE])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("dpop-nonce"),
+        ])
         .max_age(Duration::from_secs(600));
     Router::new()
         // Discovery: RFC 8414 §3 path insertion and the OpenID Connect path, both ways round.

@@ -44,6 +44,8 @@ pub(super) struct Grant<'a> {
     pub(super) access_jti: &'a str,
     pub(super) access_exp: i64,
     pub(super) session_digest: Option<&'a [u8]>,
+    /// The DPoP key the grant's tokens are bound to, if any.
+    pub(super) dpop_jkt: Option<&'a str>,
 }
 
 /// Starts a family for a grant, inside its transaction, when the client may refresh; returns
@@ -72,6 +74,11 @@ pub(super) async fn start_family(
         expires_at: now + tenant.tenant.refresh_absolute_secs,
         revoked_at: None,
         session_digest: grant.session_digest.map(<[u8]>::to_vec),
+        // A public client has no credential, so its refresh tokens are bound to the DPoP key.
+        dpop_jkt: grant
+            .dpop_jkt
+            .filter(|_| grant.client.metadata.is_public())
+            .map(str::to_owned),
     };
     refresh::insert_family(&mut **tx, id, &family, now).await?;
     refresh::record_access_token(
@@ -96,6 +103,7 @@ pub(super) async fn refresh_grant(
     client: &Client,
     params: &Params,
     meta: &RequestMeta,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let presented = single(params, "refresh_token")?
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
@@ -111,6 +119,11 @@ pub(super) async fn refresh_grant(
     else {
         return Err(invalid_grant("the refresh token is not valid"));
     };
+    if family.dpop_jkt.is_some() && family.dpop_jkt.as_deref() != jkt {
+        return Err(invalid_grant(
+            "the refresh token is bound to another DPoP key",
+        ));
+    }
     if token.rotated_at.is_some() {
         return retry_or_reuse(state, tenant, client, &family, &token, &digest, meta).await;
     }
@@ -173,12 +186,13 @@ pub(super) async fn refresh_grant(
         issued_at: now,
         ttl,
         jti: &jti,
+        cnf_jkt: jkt,
     };
     let access_token = tokens::issue(state, id, new).await?;
     let successor = random_secret();
     let mut body = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": super::token::token_type(jkt),
         "expires_in": ttl,
         "refresh_token": successor,
     });

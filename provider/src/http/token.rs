@@ -1,5 +1,6 @@
-//! The token endpoint (RFC 6749 §3.2): client authentication, then the grant. Grants live in
-//! their own functions; this version serves `client_credentials` (§4.4) with RFC 8707 resources.
+//! The token endpoint (RFC 6749 §3.2): client authentication, an optional DPoP proof (RFC 9449),
+//! then the grant: `client_credentials` (§4.4), `authorization_code` (§4.1.3) here, and
+//! `refresh_token` in `refresh`. RFC 8707 resources become audiences.
 
 use axum::{
     Json,
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     client_auth,
+    dpop::{self, At},
     protocol::{FormBody, IssuerTenant},
     refresh,
 };
@@ -25,6 +27,7 @@ use crate::{
             GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
         },
         id_token::{self, NewIdToken},
+        metadata::paths,
         params::{Params, Repeated},
         resource, scope,
     },
@@ -61,15 +64,29 @@ pub(super) async fn token(
     let client =
         client_auth::authenticate(&state, &tenant.tenant, &tenant.issuer, &headers, &params)
             .await?;
-    match grant_type.as_str() {
+    // RFC 9449: a DPoP proof binds the tokens issued here to its key.
+    let token_url = format!("{}{}", tenant.issuer, paths::TOKEN);
+    let id = &tenant.tenant.id;
+    let proof = dpop::proof(
+        &state,
+        id,
+        &headers,
+        "POST",
+        &token_url,
+        None,
+        At::TokenEndpoint,
+    )
+    .await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let mut response = match grant_type.as_str() {
         GRANT_CLIENT_CREDENTIALS => {
-            client_credentials(&state, &tenant, &client, &params, &meta).await
+            client_credentials(&state, &tenant, &client, &params, &meta, jkt).await
         }
         GRANT_AUTHORIZATION_CODE => {
-            authorization_code(&state, &tenant, &client, &params, &meta).await
+            authorization_code(&state, &tenant, &client, &params, &meta, jkt).await
         }
         GRANT_REFRESH_TOKEN => {
-            refresh::refresh_grant(&state, &tenant, &client, &params, &meta).await
+            refresh::refresh_grant(&state, &tenant, &client, &params, &meta, jkt).await
         }
         other => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
@@ -77,6 +94,23 @@ pub(super) async fn token(
             format!("grant type {other} is not supported"),
         )),
     }
+    .map_err(|mut err| {
+        if proof.is_some() {
+            err.dpop_nonce = Some(dpop::current_nonce(&state, id));
+        }
+        err
+    })?;
+    if proof.is_some()
+        && let Ok(nonce) = HeaderValue::from_str(&dpop::current_nonce(&state, id))
+    {
+        response.headers_mut().insert("dpop-nonce", nonce);
+    }
+    Ok(response)
+}
+
+/// `token_type` of an access token (RFC 9449 §5).
+pub(super) fn token_type(jkt: Option<&str>) -> &'static str {
+    if jkt.is_some() { "DPoP" } else { "Bearer" }
 }
 
 async fn client_credentials(
@@ -85,6 +119,7 @@ async fn client_credentials(
     client: &Client,
     params: &Params,
     meta: &RequestMeta,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     if !client.metadata.allows_grant(GRANT_CLIENT_CREDENTIALS) || client.metadata.is_public() {
         return Err(OAuthError::new(
@@ -124,6 +159,7 @@ async fn client_credentials(
         issued_at: state.clock.unix(),
         ttl,
         jti: &jti,
+        cnf_jkt: jkt,
     };
     let access_token = tokens::issue(state, &tenant.tenant.id, new).await?;
 
@@ -141,7 +177,7 @@ async fn client_credentials(
     .await?;
 
     let mut body =
-        json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl });
+        json!({ "access_token": access_token, "token_type": token_type(jkt), "expires_in": ttl });
     if !granted.is_empty() {
         body["scope"] = granted.join(" ").into();
     }
@@ -161,6 +197,7 @@ async fn authorization_code(
     client: &Client,
     params: &Params,
     meta: &RequestMeta,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     if !client.metadata.allows_grant(GRANT_AUTHORIZATION_CODE) {
         return Err(OAuthError::new(
@@ -231,6 +268,7 @@ async fn authorization_code(
         issued_at: now,
         ttl,
         jti: &jti,
+        cnf_jkt: jkt,
     };
     let access_token = tokens::issue(state, id, new).await?;
     let grant = refresh::Grant {
@@ -242,12 +280,13 @@ async fn authorization_code(
         access_jti: &jti,
         access_exp: now + ttl,
         session_digest: stored.session_digest.as_deref(),
+        dpop_jkt: jkt,
     };
     let mut tx = state.store.begin().await?;
     let refresh_token = refresh::start_family(state, tenant, &mut tx, grant).await?;
     store::commit(tx).await?;
     let mut body =
-        json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": ttl });
+        json!({ "access_token": access_token, "token_type": token_type(jkt), "expires_in": ttl });
     if let Some(refresh_token) = refresh_token {
         body["refresh_token"] = refresh_token.into();
     }

@@ -9,7 +9,11 @@ use axum::{
 };
 use serde_json::json;
 
-use super::{protocol::IssuerTenant, token::no_store};
+use super::{
+    dpop::{self, At},
+    protocol::IssuerTenant,
+    token::no_store,
+};
 use crate::{
     error::OAuthError,
     oauth::params::Params,
@@ -18,18 +22,20 @@ use crate::{
     tokens,
 };
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The access token of the `Authorization` header, and whether it came with the DPoP scheme.
+fn bearer(headers: &HeaderMap) -> Option<(&str, bool)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    (dpop || scheme.eq_ignore_ascii_case("bearer"))
+        .then(|| (token.trim(), dpop))
+        .filter(|(t, _)| !t.is_empty())
 }
 
 pub(super) async fn userinfo(
     State(state): State<AppState>,
     tenant: IssuerTenant,
+    method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -41,7 +47,7 @@ pub(super) async fn userinfo(
             "send the access token in the Authorization header, never in the query or body",
         ));
     }
-    let Some(token) = bearer(&headers) else {
+    let Some((token, dpop_scheme)) = bearer(&headers) else {
         let mut err = OAuthError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
@@ -50,9 +56,38 @@ pub(super) async fn userinfo(
         err.www_authenticate = Some(format!("Bearer realm=\"{}\"", tenant.issuer));
         return Err(err);
     };
+    let raw_token = token;
     let token = tokens::check(&state, &tenant.tenant.id, &tenant.issuer, token)
         .await
         .map_err(tokens::Inactive::into_oauth_error)?;
+    // RFC 9449 §7: a DPoP-bound token needs the DPoP scheme and a proof by its key.
+    if let Some(jkt) = token.jkt() {
+        let url = format!(
+            "{}{}",
+            tenant.issuer,
+            crate::oauth::metadata::paths::USERINFO
+        );
+        let id = &tenant.tenant.id;
+        let proof = dpop::proof(
+            &state,
+            id,
+            &headers,
+            method.as_str(),
+            &url,
+            Some(raw_token),
+            At::Resource,
+        )
+        .await?;
+        if !dpop_scheme || proof.is_none_or(|p| p.jkt != jkt) {
+            return Err(OAuthError::invalid_token(
+                "the token is bound to a DPoP key this request does not prove",
+            ));
+        }
+    } else if dpop_scheme {
+        return Err(OAuthError::invalid_token(
+            "the token is not bound to a DPoP key",
+        ));
+    }
     if !token.has_scope("openid") {
         let mut err = OAuthError::new(
             StatusCode::FORBIDDEN,

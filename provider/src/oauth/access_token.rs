@@ -22,6 +22,9 @@ pub struct AccessToken {
     pub jti: String,
     #[serde(default)]
     pub scope: Option<String>,
+    /// RFC 9449 §6: the DPoP key the token is bound to, as `{"jkt": …}`.
+    #[serde(default)]
+    pub cnf: Option<Value>,
 }
 
 impl AccessToken {
@@ -31,6 +34,11 @@ impl AccessToken {
 
     pub fn has_scope(&self, wanted: &str) -> bool {
         self.scopes().any(|s| s == wanted)
+    }
+
+    /// The thumbprint of the DPoP key the token is bound to, if any.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref()?.get("jkt")?.as_str()
     }
 }
 
@@ -58,6 +66,8 @@ pub struct NewAccessToken<'a> {
     pub issued_at: i64,
     pub ttl: i64,
     pub jti: &'a str,
+    /// The DPoP key thumbprint to bind the token to.
+    pub cnf_jkt: Option<&'a str>,
 }
 
 impl NewAccessToken<'_> {
@@ -77,6 +87,9 @@ impl NewAccessToken<'_> {
         });
         if !self.scope.is_empty() {
             claims["scope"] = self.scope.join(" ").into();
+        }
+        if let Some(jkt) = self.cnf_jkt {
+            claims["cnf"] = json!({ "jkt": jkt });
         }
         match claims {
             Value::Object(map) => map,
@@ -144,6 +157,7 @@ mod tests {
             issued_at: 1000,
             ttl: 600,
             jti: "j1",
+            cnf_jkt: None,
         }
         .claims()
     }

@@ -54,6 +54,7 @@ pub fn document(issuer: &str, require_par: bool) -> Value {
         "introspection_endpoint_auth_methods_supported": confidential,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
+        "dpop_signing_alg_values_supported": super::dpop::ALGORITHMS,
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "email", "email_verified", "name"],
         "subject_types_supported": ["public"],

@@ -4,6 +4,7 @@ pub mod access_token;
 pub mod authorize;
 pub mod client_assertion;
 pub mod client_metadata;
+pub mod dpop;
 pub mod id_token;
 pub mod metadata;
 pub mod params;

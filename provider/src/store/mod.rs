@@ -10,6 +10,7 @@ pub mod audit;
 pub mod client_assertions;
 pub mod clients;
 pub mod consents;
+pub mod dpop;
 pub mod instance;
 pub mod keys;
 pub mod outbox;

@@ -18,6 +18,8 @@ pub struct Family {
     pub revoked_at: Option<i64>,
     /// The browser session the grant was signed in with.
     pub session_digest: Option<Vec<u8>>,
+    /// The DPoP key a public client's family is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 pub async fn insert_family<'e>(
@@ -28,8 +30,8 @@ pub async fn insert_family<'e>(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO refresh_families (tenant_id, id, client_id, user_id, scope, resources, \
-         auth_time, created_at, expires_at, session_digest) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         auth_time, created_at, expires_at, session_digest, dpop_jkt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(tenant.as_str())
     .bind(&family.id)
@@ -41,6 +43,7 @@ pub async fn insert_family<'e>(
     .bind(now)
     .bind(family.expires_at)
     .bind(family.session_digest.as_deref())
+    .bind(family.dpop_jkt.as_deref())
     .execute(db)
     .await?;
     Ok(())
@@ -53,7 +56,7 @@ pub async fn get_family<'e>(
 ) -> StoreResult<Option<Family>> {
     let row = sqlx::query_as::<_, Family>(
         "SELECT id, client_id, user_id, scope, resources, auth_time, expires_at, revoked_at, \
-         session_digest FROM refresh_families WHERE tenant_id = $1 AND id = $2",
+         session_digest, dpop_jkt FROM refresh_families WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant.as_str())
     .bind(id)
