@@ -408,7 +408,44 @@ async fn a_tenant_may_require_offline_access_for_refresh_tokens(backend: Backend
     }
 }
 
+async fn a_family_ends_at_its_absolute_lifetime_however_used(backend: Backend) {
+    let (w, _, endpoint) = signed_in(backend).await;
+    let path = format!("/admin/tenants/{}", w.tenant.id);
+    let set =
+        w.s.send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&w.s.root_secret),
+            Some(json!({ "refresh_idle_secs": 3600, "refresh_absolute_secs": 7200 })),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    // The family was created under the old settings; a new one takes the new ones.
+    let (verifier, challenge) = pkce();
+    let code = w.sign_in(&browser(), &challenge).await;
+    let fresh = w.redeem(&code, &verifier).await;
+    let mut token = field(&fresh.json, "refresh_token");
+    for _ in 0..2 {
+        w.s.advance(3000);
+        let next = refresh(&w, &endpoint, &token, &[]).await;
+        assert_eq!(
+            next.status,
+            StatusCode::OK,
+            "used within the idle window: {}",
+            next.text
+        );
+        token = field(&next.json, "refresh_token");
+    }
+    w.s.advance(1300);
+    let ended = refresh(&w, &endpoint, &token, &[]).await;
+    assert_eq!(
+        ended.json["error"], "invalid_grant",
+        "7300 s after the grant, though used 1300 s ago"
+    );
+}
+
 both_backends!(
+    a_family_ends_at_its_absolute_lifetime_however_used,
     families_record_the_browser_session_of_their_grant,
     a_tenant_may_require_offline_access_for_refresh_tokens,
     revocation_and_introspection_know_refresh_tokens,
