@@ -53,6 +53,8 @@ pub enum SecretKind {
     DpopNonce,
     /// Form tokens, derived from the device cookie and the request they protect.
     Csrf,
+    /// The browser's session cookie (tower-sessions).
+    WebSession,
 }
 
 impl SecretKind {
@@ -67,6 +69,7 @@ impl SecretKind {
             Self::RefreshToken => b"refresh-token",
             Self::DpopNonce => b"dpop-nonce",
             Self::Csrf => b"csrf",
+            Self::WebSession => b"web-session",
         }
     }
 }

@@ -24,3 +24,4 @@ mod replicas;
 mod sign_in;
 mod startup;
 mod tokens;
+mod web_sessions;

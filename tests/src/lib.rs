@@ -172,9 +172,18 @@ impl TestServer {
 
     /// Starts a server that sends its mail to a fresh SMTP server on loopback.
     pub async fn start_with_mail(backend: Backend) -> (Self, smtp::SmtpSink) {
+        Self::start_with_mail_and(backend, &[]).await
+    }
+
+    /// Like `start_with_mail`, with extra environment variables.
+    pub async fn start_with_mail_and(
+        backend: Backend,
+        extra: &[(&str, &str)],
+    ) -> (Self, smtp::SmtpSink) {
         let sink = smtp::SmtpSink::start().await;
         let env = sink.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend_from_slice(extra);
         (Self::start_with(backend, &env).await, sink)
     }
 

@@ -4,13 +4,15 @@
 //! client with `iss` (RFC 9207).
 
 use axum::{
-    body::Bytes,
     extract::State,
-    http::{HeaderMap, Method, StatusCode, Uri, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Redirect, Response},
 };
 
-use super::{pages, protocol::IssuerTenant};
+use super::{
+    pages,
+    protocol::{IssuerTenant, QueryOrForm},
+};
 use crate::{
     crypto::{SecretKind, random_b64},
     oauth::{
@@ -28,17 +30,11 @@ pub(crate) const REQUEST_TTL: i64 = 15 * 60;
 pub(super) async fn authorize(
     State(state): State<AppState>,
     tenant: IssuerTenant,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
+    web: tower_sessions::Session,
     meta: crate::audit::RequestMeta,
-    body: Bytes,
+    QueryOrForm { params, .. }: QueryOrForm,
 ) -> Response {
-    let params = if method == Method::POST {
-        Params::parse(&body)
-    } else {
-        Params::parse(uri.query().unwrap_or_default().as_bytes())
-    };
     let (params, pushed) = match pushed_params(&state, &tenant, &params).await {
         Ok(Some(stored)) => (stored, true),
         Ok(None) => (params, false),
@@ -93,7 +89,7 @@ pub(super) async fn authorize(
     }
     let now = state.clock.unix();
     // Single sign-on: a live session skips sign-in unless the client asks for a fresh one.
-    let Ok(session) = super::session::current(&state, &tenant.tenant.id, &headers).await else {
+    let Ok(session) = super::session::current(&state, &tenant.tenant.id, &web).await else {
         return busy();
     };
     // An id_token_hint names who the client expects; a session of anyone else does not count.

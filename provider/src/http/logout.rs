@@ -5,21 +5,20 @@
 
 use askama::Template;
 use axum::{
-    body::Bytes,
     extract::State,
-    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
 use serde_json::json;
 
 use super::{
     pages::{self, Page, error_page},
-    protocol::IssuerTenant,
+    protocol::{IssuerTenant, QueryOrForm},
     session,
 };
 use crate::{
     audit::{self, AuditEvent, RequestMeta},
-    oauth::{authorize::response_url, params::Params},
+    oauth::authorize::response_url,
     state::AppState,
     store::sessions,
     tokens,
@@ -45,17 +44,11 @@ struct Confirm<'a> {
 pub(super) async fn logout(
     State(state): State<AppState>,
     tenant: IssuerTenant,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
+    web: tower_sessions::Session,
     meta: RequestMeta,
-    body: Bytes,
+    QueryOrForm { params, posted }: QueryOrForm,
 ) -> Response {
-    let params = if method == Method::POST {
-        Params::parse(&body)
-    } else {
-        Params::parse(uri.query().unwrap_or_default().as_bytes())
-    };
     let get = |name: &str| params.single(name).ok().flatten().map(str::to_owned);
     let hinted = match get("id_token_hint") {
         Some(token) => {
@@ -99,7 +92,7 @@ pub(super) async fn logout(
         }
         None => None,
     };
-    let current = match session::current(&state, &tenant.tenant.id, &headers).await {
+    let current = match session::current(&state, &tenant.tenant.id, &web).await {
         Ok(current) => current,
         Err(_) => {
             return error_page(
@@ -116,7 +109,7 @@ pub(super) async fn logout(
         (Some((_, sub)), Some((_, s))) => *sub == s.user_id,
         (_, None) => true,
         _ => false,
-    } || (method == Method::POST
+    } || (posted
         && get("csrf").is_some_and(|csrf| pages::csrf_ok(&state, &device, "logout", &csrf)));
     if !confirmed {
         let nonce = pages::nonce();
@@ -167,7 +160,7 @@ pub(super) async fn logout(
             tracing::warn!(error = %err, "could not record session.ended");
         }
     }
-    let mut response = match redirect {
+    let response = match redirect {
         Some(uri) => {
             let state_param = get("state");
             let pairs: Vec<(&str, &str)> = state_param
@@ -186,8 +179,8 @@ pub(super) async fn logout(
             Page::render(&template, nonce.clone()).into_response()
         }
     };
-    if let Ok(cookie) = HeaderValue::from_str(&session::clear(&state.config, &tenant.tenant.id)) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+    if let Err(err) = session::forget(&web, &tenant.tenant.id).await {
+        tracing::warn!(error = %err, "could not forget the sign-in in the browser session");
     }
     response
 }

@@ -16,6 +16,7 @@ mod refresh;
 pub mod request_id;
 mod revoke;
 mod session;
+mod session_store;
 mod token;
 mod userinfo;
 
@@ -90,14 +91,9 @@ fn cors_routes() -> Router<AppState> {
         .layer(cors)
 }
 
-pub fn app(state: AppState) -> Router {
+/// The pages people sign in and out on; they alone carry the browser session.
+fn page_routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .merge(cors_routes())
-        // userinfo_endpoint
-        .route(
-            "/a/{tenant}/userinfo",
-            get(userinfo::userinfo).post(userinfo::userinfo),
-        )
         // authorization_endpoint, and the sign-in pages it leads to (not advertised)
         .route(
             "/a/{tenant}/authorize",
@@ -118,6 +114,18 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/a/{tenant}/logout",
             get(logout::logout).post(logout::logout),
+        )
+        .layer(session::layer(state))
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(cors_routes())
+        .merge(page_routes(&state))
+        // userinfo_endpoint
+        .route(
+            "/a/{tenant}/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
         )
         // pushed_authorization_request_endpoint
         .route("/a/{tenant}/par", post(par::par))

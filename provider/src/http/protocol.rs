@@ -4,14 +4,14 @@
 use axum::body::Bytes;
 use axum::{
     extract::{FromRequest, FromRequestParts, RawPathParams, Request},
-    http::{header, request::Parts},
+    http::{Method, header, request::Parts},
 };
 use shared::TenantId;
 
 use crate::{error::OAuthError, oauth::params::Params, state::AppState, store::tenants::Tenant};
 
 /// The tenant whose protocol endpoint was called, with its issuer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct IssuerTenant {
     pub(super) tenant: Tenant,
     pub(super) issuer: String,
@@ -64,5 +64,36 @@ impl<S: Send + Sync> FromRequest<S> for FormBody {
                 OAuthError::new(rejection.status(), "invalid_request", rejection.body_text())
             })?;
         Ok(Self(Params::parse(&body)))
+    }
+}
+
+/// The parameters of an endpoint that takes them by GET (query string) or POST (form body), and
+/// whether they were posted.
+#[derive(Debug)]
+pub(super) struct QueryOrForm {
+    pub(super) params: Params,
+    pub(super) posted: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for QueryOrForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, OAuthError> {
+        if request.method() != Method::POST {
+            let query = request.uri().query().unwrap_or_default();
+            return Ok(Self {
+                params: Params::parse(query.as_bytes()),
+                posted: false,
+            });
+        }
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                OAuthError::new(rejection.status(), "invalid_request", rejection.body_text())
+            })?;
+        Ok(Self {
+            params: Params::parse(&body),
+            posted: true,
+        })
     }
 }

@@ -1,20 +1,21 @@
-//! Single sign-on browser sessions: a cookie per tenant (`__Host-sid-{tenant}` over https,
-//! `sid-{tenant}` over http; HttpOnly, SameSite=Lax) whose keyed digest finds a
-//! `browser_sessions` row. A new session id at every sign-in; idle and absolute timeouts.
-//!
-//! The product keeps its own table rather than tower-sessions' opaque per-origin store: every
-//! tenant is its own issuer on one origin, and an administrator must be able to end every
-//! session of one user of one tenant.
+//! Single sign-on. The browser holds one tower-sessions session (cookie `__Host-session` over
+//! https, `session` over http; HttpOnly, SameSite=Lax; records in Redis or the database, see
+//! `session_store`). It names, per tenant, a sign-in: a `browser_sessions` row found by the keyed
+//! digest of a random id. The row is the source of truth, so an administrator can end every
+//! sign-in of one user of one tenant, and idle and absolute timeouts are checked against it.
+//! The session id changes at every sign-in.
 
-use axum::http::HeaderMap;
+use std::collections::BTreeMap;
+
 use shared::TenantId;
+use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite};
 
 use crate::{
-    config::Config,
     crypto::{SecretKind, random_secret},
+    http::session_store::WebSessionStore,
     state::AppState,
     store::{
-        StoreResult, Tx,
+        StoreError, StoreResult, Tx,
         sessions::{self, BrowserSession},
         users::{self, UserStatus},
     },
@@ -25,24 +26,40 @@ pub(crate) const IDLE_SECS: i64 = 8 * 3600;
 /// A session is over this long after sign-in, used or not.
 pub(crate) const ABSOLUTE_SECS: i64 = 7 * 24 * 3600;
 
-fn cookie_name(config: &Config, tenant: &TenantId) -> String {
-    if config.public_url.starts_with("https://") {
-        format!("__Host-sid-{tenant}")
-    } else {
-        format!("sid-{tenant}")
-    }
+/// The session key holding the browser's sign-ins: tenant id to sign-in id.
+const SIGN_INS: &str = "sign_ins";
+
+type SignIns = BTreeMap<String, String>;
+
+/// The session middleware for the pages that sign people in and out.
+pub(super) fn layer(state: &AppState) -> SessionManagerLayer<WebSessionStore> {
+    let https = state.config.public_url.starts_with("https://");
+    let store = WebSessionStore::new(
+        state.store.clone(),
+        state.redis.clone(),
+        state.digester.clone(),
+        state.clock.clone(),
+    );
+    SessionManagerLayer::new(store)
+        .with_name(if https { "__Host-session" } else { "session" })
+        .with_secure(https)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(ABSOLUTE_SECS)))
 }
 
-pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| !v.is_empty())
+fn unavailable(err: tower_sessions::session::Error) -> StoreError {
+    tracing::warn!(error = %err, "session store unavailable");
+    StoreError::Busy
+}
+
+async fn sign_ins(web: &Session) -> StoreResult<SignIns> {
+    Ok(web
+        .get::<SignIns>(SIGN_INS)
+        .await
+        .map_err(unavailable)?
+        .unwrap_or_default())
 }
 
 fn digest(state: &AppState, sid: &str) -> Vec<u8> {
@@ -56,9 +73,9 @@ fn digest(state: &AppState, sid: &str) -> Vec<u8> {
 pub(super) async fn current(
     state: &AppState,
     tenant: &TenantId,
-    headers: &HeaderMap,
+    web: &Session,
 ) -> StoreResult<Option<(Vec<u8>, BrowserSession)>> {
-    let Some(sid) = cookie(headers, &cookie_name(&state.config, tenant)) else {
+    let Some(sid) = sign_ins(web).await?.remove(tenant.as_str()) else {
         return Ok(None);
     };
     let sid_digest = digest(state, &sid);
@@ -79,8 +96,8 @@ pub(super) async fn current(
     Ok(Some((sid_digest, session)))
 }
 
-/// Starts a session inside the sign-in transaction; returns the `Set-Cookie` value and the
-/// session's digest, which the grant records.
+/// Records a sign-in inside the sign-in transaction; returns its id (for `remember`) and digest,
+/// which the grant records.
 pub(super) async fn start(
     tx: &mut Tx,
     state: &AppState,
@@ -99,25 +116,26 @@ pub(super) async fn start(
         auth_time + ABSOLUTE_SECS,
     )
     .await?;
-    Ok((
-        set_cookie(&state.config, tenant, &sid, ABSOLUTE_SECS),
-        sid_digest,
-    ))
+    Ok((sid, sid_digest))
 }
 
-/// The `Set-Cookie` that removes the session cookie.
-pub(super) fn clear(config: &Config, tenant: &TenantId) -> String {
-    set_cookie(config, tenant, "", 0)
+/// Puts a committed sign-in in the browser's session, under a new session id (no fixation).
+pub(super) async fn remember(web: &Session, tenant: &TenantId, sid: String) -> StoreResult<()> {
+    let mut signed_in = sign_ins(web).await?;
+    signed_in.insert(tenant.as_str().to_owned(), sid);
+    web.insert(SIGN_INS, signed_in).await.map_err(unavailable)?;
+    web.cycle_id().await.map_err(unavailable)
 }
 
-fn set_cookie(config: &Config, tenant: &TenantId, value: &str, max_age: i64) -> String {
-    let secure = if config.public_url.starts_with("https://") {
-        "; Secure"
+/// Takes the tenant's sign-in out of the browser's session; an empty session is deleted.
+pub(super) async fn forget(web: &Session, tenant: &TenantId) -> StoreResult<()> {
+    let mut signed_in = sign_ins(web).await?;
+    if signed_in.remove(tenant.as_str()).is_none() {
+        return Ok(());
+    }
+    if signed_in.is_empty() {
+        web.flush().await.map_err(unavailable)
     } else {
-        ""
-    };
-    format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-        cookie_name(config, tenant)
-    )
+        web.insert(SIGN_INS, signed_in).await.map_err(unavailable)
+    }
 }

@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod sign_in;
 pub mod tenants;
 pub mod users;
+pub mod web_sessions;
 
 use std::{str::FromStr, time::Duration};
 

@@ -103,6 +103,7 @@ pub(in crate::http) async fn confirm(
     State(state): State<AppState>,
     tenant: IssuerTenant,
     headers: HeaderMap,
+    web: Session,
     meta: RequestMeta,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
@@ -150,7 +151,7 @@ pub(in crate::http) async fn confirm(
         return enter_code_page(&state, &tenant, &form.token, &device, &name, "", redirect)
             .into_response();
     }
-    finish(&state, &tenant, &link, &row, &request, &device, &meta).await
+    finish(&state, &tenant, &web, &link, &row, &request, &device, &meta).await
 }
 
 fn enter_code_page(
@@ -190,6 +191,7 @@ pub(in crate::http) async fn confirm_code(
     State(state): State<AppState>,
     tenant: IssuerTenant,
     headers: HeaderMap,
+    web: Session,
     meta: RequestMeta,
     Form(form): Form<EmailCodeForm>,
 ) -> Response {
@@ -203,11 +205,11 @@ pub(in crate::http) async fn confirm_code(
         return form_expired();
     };
     let Some(expected) = &link.email_code_digest else {
-        return finish(&state, &tenant, &link, &row, &request, &device, &meta).await;
+        return finish(&state, &tenant, &web, &link, &row, &request, &device, &meta).await;
     };
     let presented = email_code_digest(&state, &form.token, &digits(&form.code));
     if crate::crypto::ct_eq(&presented, expected) {
-        return finish(&state, &tenant, &link, &row, &request, &device, &meta).await;
+        return finish(&state, &tenant, &web, &link, &row, &request, &device, &meta).await;
     }
     if let Some(voided) = wrong_code(&state, &tenant, &link, &meta).await {
         return voided;
@@ -281,6 +283,7 @@ pub(in crate::http) async fn handoff(
     tenant: IssuerTenant,
     Path((_, request_id)): Path<(String, String)>,
     headers: HeaderMap,
+    web: Session,
     meta: RequestMeta,
     Form(form): Form<HandoffForm>,
 ) -> Response {
@@ -306,7 +309,7 @@ pub(in crate::http) async fn handoff(
             .is_some_and(|d| crate::crypto::ct_eq(d, &presented))
     });
     if let Some(link) = matching {
-        return finish(&state, &tenant, link, &row, &request, &device, &meta).await;
+        return finish(&state, &tenant, &web, link, &row, &request, &device, &meta).await;
     }
     for link in &links {
         if let Some(voided) = wrong_code(&state, &tenant, link, &meta).await {
@@ -335,13 +338,14 @@ pub(in crate::http) async fn handoff(
 async fn finish(
     state: &AppState,
     tenant: &IssuerTenant,
+    web: &Session,
     link: &sign_in::Link,
     row: &sign_in::PendingRequest,
     request: &StoredRequest,
     device: &str,
     meta: &RequestMeta,
 ) -> Response {
-    let (auth_time, cookie, sid_digest) = match sign_in_user(state, tenant, link, row, meta).await {
+    let (auth_time, sid, sid_digest) = match sign_in_user(state, tenant, link, row, meta).await {
         Ok(Some(signed_in)) => signed_in,
         Ok(None) => return expired(),
         Err(err) => {
@@ -349,26 +353,24 @@ async fn finish(
             return busy();
         }
     };
+    // Without single sign-on the person still gets through; they sign in again next time.
+    if let Err(err) = session::remember(web, &tenant.tenant.id, sid).await {
+        tracing::warn!(error = %err, "could not remember the sign-in in the browser session");
+    }
     let user_id = link.user_id.as_str();
     // The grant records the browser session it was signed in with.
     let row = sign_in::PendingRequest {
         session_digest: Some(sid_digest),
         ..row.clone()
     };
-    let mut response = proceed(
+    proceed(
         state, tenant, &row, request, user_id, auth_time, device, meta,
     )
-    .await;
-    if let Ok(cookie) = axum::http::HeaderValue::from_str(&cookie) {
-        response
-            .headers_mut()
-            .append(axum::http::header::SET_COOKIE, cookie);
-    }
-    response
+    .await
 }
 
 /// Consumes the link, records who signed in and starts their browser session, in one
-/// transaction; returns the sign-in time and the session cookie, or `None` when the link or
+/// transaction; returns the sign-in time and the sign-in's id and digest, or `None` when the link or
 /// request was used meanwhile or the user can no longer sign in.
 async fn sign_in_user(
     state: &AppState,
@@ -387,7 +389,7 @@ async fn sign_in_user(
     if !sign_in::consume_link(&mut *tx, id, &link.link_digest, now).await? {
         return Ok(None);
     }
-    let (cookie, sid_digest) =
+    let (sid, sid_digest) =
         crate::http::session::start(&mut tx, state, id, &link.user_id, now).await?;
     if !sign_in::authenticate_request(&mut *tx, id, &row.id, &link.user_id, now, &sid_digest)
         .await?
@@ -400,5 +402,5 @@ async fn sign_in_user(
         .details(json!({ "method": "magic_link" }));
     audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
     store::commit(tx).await?;
-    Ok(Some((now, cookie, sid_digest)))
+    Ok(Some((now, sid, sid_digest)))
 }

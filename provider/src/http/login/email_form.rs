@@ -108,6 +108,10 @@ pub(in crate::http) struct EmailForm {
 
 /// `POST /a/{t}/login/{request}`: sends a link when the address may sign in. Every address gets
 /// the same page, so the form does not tell who has an account.
+/// When the "check your email" page answers, whatever the address: longer than queueing a link
+/// takes, short enough that nobody waits.
+const ANSWER_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub(in crate::http) async fn send_link(
     State(state): State<AppState>,
     tenant: IssuerTenant,
@@ -144,10 +148,29 @@ pub(in crate::http) async fn send_link(
             .into_response();
     };
 
-    if let Err(err) = queue_link(&state, &tenant, &row.id, &address, &name, &meta, mailer).await {
-        tracing::warn!(error = %err, "could not queue a sign-in link");
-        return busy();
-    }
+    // Known and unknown addresses must not differ in timing either: the lookup and queueing run
+    // on their own, and the page answers a fixed time after the request, not when they finish.
+    let answer_at = tokio::time::Instant::now() + ANSWER_AFTER;
+    let work = {
+        let (state, tenant, mailer) = (state.clone(), tenant.clone(), mailer.clone());
+        let (request_id, name) = (row.id.clone(), name.clone());
+        async move {
+            let queued = queue_link(
+                &state,
+                &tenant,
+                &request_id,
+                &address,
+                &name,
+                &meta,
+                &mailer,
+            );
+            if let Err(err) = queued.await {
+                tracing::warn!(error = %err, "could not queue a sign-in link");
+            }
+        }
+    };
+    tokio::spawn(work);
+    tokio::time::sleep_until(answer_at).await;
     check_email_page(
         &state,
         &tenant,

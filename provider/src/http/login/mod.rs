@@ -19,11 +19,13 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use tower_sessions::Session;
 
 use super::{
     authorize::{StoredRequest, pending},
     pages::{self, Page, error_page},
     protocol::IssuerTenant,
+    session,
 };
 use crate::{
     audit::{self, AuditEvent, RequestMeta},
