@@ -55,6 +55,8 @@ pub enum SecretKind {
     Csrf,
     /// The browser's session cookie (tower-sessions).
     WebSession,
+    /// Links of the audit trail's hash chain.
+    AuditChain,
 }
 
 impl SecretKind {
@@ -70,6 +72,7 @@ impl SecretKind {
             Self::DpopNonce => b"dpop-nonce",
             Self::Csrf => b"csrf",
             Self::WebSession => b"web-session",
+            Self::AuditChain => b"audit-chain",
         }
     }
 }

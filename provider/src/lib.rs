@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod login;
+pub mod maintenance;
 pub mod oauth;
 pub mod rewrap;
 pub mod startup;

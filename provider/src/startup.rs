@@ -124,6 +124,13 @@ pub const DIGEST_KEY_AAD: &[u8] = b"instance:secret-digest-key";
 
 /// The key of the secret digests, created sealed on first start; every replica reads the one
 /// that won the insert.
+/// The instance's digest key, for commands that check digests without serving.
+pub async fn digester(config: &Config, store: &Store, now: i64) -> anyhow::Result<SecretDigester> {
+    Ok(SecretDigester::new(
+        digest_key(store, &keyring(config)?, now).await?,
+    ))
+}
+
 async fn digest_key(store: &Store, sealer: &Keyring, now: i64) -> anyhow::Result<[u8; 32]> {
     let stored = match instance::get(store.reader(), instance::DIGEST_KEY).await? {
         Some(sealed) => sealed,

@@ -11,6 +11,7 @@ mod admin_auth;
 mod admin_clients;
 mod admin_tenants;
 mod admin_users;
+mod audit;
 mod bad_input;
 mod browser;
 mod discovery;

@@ -7,7 +7,7 @@ use crate::sign_in::{REDIRECT, World, browser, pkce, world};
 
 /// A world whose client may refresh, signed in once: the world, the first token response and
 /// the token endpoint.
-async fn signed_in(backend: Backend) -> (World, serde_json::Value, String) {
+pub(crate) async fn signed_in(backend: Backend) -> (World, serde_json::Value, String) {
     let mut w = world(backend).await;
     let (client_id, _) =
         w.s.create_client(
@@ -29,7 +29,12 @@ async fn signed_in(backend: Backend) -> (World, serde_json::Value, String) {
     (w, first.json, endpoint)
 }
 
-async fn refresh(w: &World, endpoint: &str, token: &str, extra: &[(&str, &str)]) -> e2e::Reply {
+pub(crate) async fn refresh(
+    w: &World,
+    endpoint: &str,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> e2e::Reply {
     let mut form = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", token),

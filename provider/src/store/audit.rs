@@ -42,7 +42,7 @@ pub async fn insert<'e>(
     Ok(())
 }
 
-/// An audit row as read back for the admin listing.
+/// An audit row as read back, with its place in the tenant's chain once sealed.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct StoredAudit {
     pub id: i64,
@@ -54,7 +54,13 @@ pub struct StoredAudit {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub details: String,
+    pub chain_seq: Option<i64>,
+    pub chain_prev: Option<String>,
+    pub chain_hash: Option<String>,
 }
+
+const COLUMNS: &str = "id, occurred_at_ms, event, client_id, user_id, ip, user_agent, \
+                       request_id, details, chain_seq, chain_prev, chain_hash";
 
 /// The tenant's rows in insertion order after row `after_id`, optionally of one event.
 pub async fn list<'e>(
@@ -64,16 +70,257 @@ pub async fn list<'e>(
     event: Option<&str>,
     limit: i64,
 ) -> StoreResult<Vec<StoredAudit>> {
-    let rows = sqlx::query_as::<_, StoredAudit>(
-        "SELECT id, occurred_at_ms, event, client_id, user_id, ip, user_agent, request_id, details \
-         FROM audit_events WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR event = $3) \
-         ORDER BY id LIMIT $4",
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND id > $2 \
+         AND ($3 = '' OR event = $3) ORDER BY id LIMIT $4"
+    );
+    let rows = sqlx::query_as::<_, StoredAudit>(&sql)
+        .bind(tenant_id)
+        .bind(after_id)
+        .bind(event.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    Ok(rows)
+}
+
+/// What an export selects: a time range and optional filters.
+#[derive(Clone, Debug, Default)]
+pub struct ExportFilter {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub event: Option<String>,
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// One page of sealed rows in chain order after `after_seq`, within the filter.
+pub async fn export_page<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+    filter: &ExportFilter,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<StoredAudit>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND chain_seq > $2 \
+         AND occurred_at_ms >= $3 AND occurred_at_ms < $4 AND ($5 = '' OR event = $5) \
+         AND ($6 = '' OR user_id = $6) AND ($7 = '' OR client_id = $7) \
+         ORDER BY chain_seq LIMIT $8"
+    );
+    let rows = sqlx::query_as::<_, StoredAudit>(&sql)
+        .bind(tenant_id)
+        .bind(after_seq)
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+        .bind(filter.event.as_deref().unwrap_or(""))
+        .bind(filter.user_id.as_deref().unwrap_or(""))
+        .bind(filter.client_id.as_deref().unwrap_or(""))
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    Ok(rows)
+}
+
+/// A tenant's chain: its last sealed row, and the row the kept chain starts after (0 and the
+/// genesis hash until retention purges anything).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ChainHead {
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub anchor_seq: i64,
+    pub anchor_hash: String,
+}
+
+/// Tenants (and the `_system` bucket) with rows not yet sealed.
+pub async fn unsealed_tenants<'e>(
+    db: impl Executor<'e, Database = Any>,
+) -> StoreResult<Vec<String>> {
+    let tenants =
+        sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_events WHERE chain_seq IS NULL")
+            .fetch_all(db)
+            .await?;
+    Ok(tenants)
+}
+
+/// Creates the tenant's chain if it has none yet.
+pub async fn ensure_chain<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+    genesis: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_chains (tenant_id, head_seq, head_hash, anchor_seq, anchor_hash) \
+         VALUES ($1, 0, $2, 0, $2) ON CONFLICT (tenant_id) DO NOTHING",
     )
     .bind(tenant_id)
-    .bind(after_id)
-    .bind(event.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(db)
+    .bind(genesis)
+    .execute(db)
     .await?;
+    Ok(())
+}
+
+/// The tenant's chain, taking its row lock until the transaction ends (PostgreSQL; SQLite has
+/// one writer anyway), so two sealers never extend one chain at once.
+pub async fn lock_chain<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+) -> StoreResult<ChainHead> {
+    let head = sqlx::query_as::<_, ChainHead>(
+        "UPDATE audit_chains SET head_seq = head_seq WHERE tenant_id = $1 \
+         RETURNING head_seq, head_hash, anchor_seq, anchor_hash",
+    )
+    .bind(tenant_id)
+    .fetch_one(db)
+    .await?;
+    Ok(head)
+}
+
+pub async fn chain<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+) -> StoreResult<Option<ChainHead>> {
+    let head = sqlx::query_as::<_, ChainHead>(
+        "SELECT head_seq, head_hash, anchor_seq, anchor_hash FROM audit_chains \
+         WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(head)
+}
+
+/// The tenant's oldest rows not yet sealed, in insertion order.
+pub async fn unsealed<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+    limit: i64,
+) -> StoreResult<Vec<StoredAudit>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NULL \
+         ORDER BY id LIMIT $2"
+    );
+    let rows = sqlx::query_as::<_, StoredAudit>(&sql)
+        .bind(tenant_id)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
     Ok(rows)
+}
+
+/// How many of the tenant's rows wait to be sealed.
+pub async fn unsealed_count<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+) -> StoreResult<i64> {
+    let count = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NULL",
+    )
+    .bind(tenant_id)
+    .fetch_one(db)
+    .await?;
+    Ok(count)
+}
+
+pub async fn seal_row<'e>(
+    db: impl Executor<'e, Database = Any>,
+    id: i64,
+    seq: i64,
+    prev: &str,
+    hash: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE audit_events SET chain_seq = $2, chain_prev = $3, chain_hash = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(seq)
+    .bind(prev)
+    .bind(hash)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_head<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+    seq: i64,
+    hash: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE audit_chains SET head_seq = $2, head_hash = $3 WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .bind(seq)
+        .bind(hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The tenant's sealed rows in chain order after `after_seq`.
+pub async fn sealed_after<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<StoredAudit>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND chain_seq > $2 \
+         ORDER BY chain_seq LIMIT $3"
+    );
+    let rows = sqlx::query_as::<_, StoredAudit>(&sql)
+        .bind(tenant_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    Ok(rows)
+}
+
+/// The last sealed row older than `before_ms`, which retention may purge up to.
+pub async fn last_sealed_before<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant_id: &str,
+    before_ms: i64,
+) -> StoreResult<Option<(i64, String)>> {
+    // Chain order and time order may differ by a moment; purge only a prefix of the chain.
+    let row = sqlx::query_as::<_, (i64, String)>(
+        "SELECT chain_seq, chain_hash FROM audit_events WHERE tenant_id = $1 \
+         AND chain_seq IS NOT NULL AND chain_seq < COALESCE((SELECT MIN(chain_seq) \
+         FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NOT NULL \
+         AND occurred_at_ms >= $2), 9223372036854775807) \
+         ORDER BY chain_seq DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(before_ms)
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+/// Deletes the tenant's sealed rows up to `seq` and moves the chain's anchor there; returns how
+/// many rows went.
+pub async fn purge_through(
+    tx: &mut super::Tx,
+    tenant_id: &str,
+    seq: i64,
+    hash: &str,
+) -> StoreResult<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NOT NULL \
+         AND chain_seq <= $2",
+    )
+    .bind(tenant_id)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE audit_chains SET anchor_seq = $2, anchor_hash = $3 \
+         WHERE tenant_id = $1 AND anchor_seq < $2",
+    )
+    .bind(tenant_id)
+    .bind(seq)
+    .bind(hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(deleted.rows_affected())
 }

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod outbox;
 pub mod pushed;
 pub mod refresh;
+pub mod retention;
 pub mod revoked_tokens;
 pub mod sessions;
 pub mod sign_in;

@@ -32,12 +32,16 @@ pub struct Tenant {
     pub refresh_grace_secs: i64,
     /// Whether refresh tokens need the `offline_access` scope.
     pub require_offline_access: bool,
+    /// Days audit rows are kept before the purge task removes them; 0 keeps them forever.
+    pub audit_retention_days: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 /// Token lifetime given to new tenants.
 pub const DEFAULT_TOKEN_TTL: i64 = 600;
+/// Audit retention given to new tenants, in days.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 365;
 /// Scheduled rotation period given to new tenants: 90 days.
 pub const DEFAULT_KEY_ROTATION_SECS: i64 = 90 * 24 * 3600;
 
@@ -57,6 +61,7 @@ struct TenantRow {
     refresh_absolute_secs: i64,
     refresh_grace_secs: i64,
     require_offline_access: i64,
+    audit_retention_days: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -81,6 +86,7 @@ impl TryFrom<TenantRow> for Tenant {
             refresh_absolute_secs: row.refresh_absolute_secs,
             refresh_grace_secs: row.refresh_grace_secs,
             require_offline_access: row.require_offline_access != 0,
+            audit_retention_days: row.audit_retention_days,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -91,7 +97,7 @@ const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl
                        key_rotation_secs, self_signup, pkce_required_for_confidential, \
                        require_email_code, require_par, refresh_idle_secs, \
                        refresh_absolute_secs, refresh_grace_secs, require_offline_access, \
-                       created_at, updated_at";
+                       audit_retention_days, created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()
@@ -184,7 +190,8 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
          access_token_ttl = $5, id_token_ttl = $6, key_rotation_secs = $7, self_signup = $8, \
          pkce_required_for_confidential = $9, require_email_code = $10, \
          require_par = $11, refresh_idle_secs = $12, refresh_absolute_secs = $13, \
-         refresh_grace_secs = $14, require_offline_access = $15 WHERE id = $1",
+         refresh_grace_secs = $14, require_offline_access = $15, \
+         audit_retention_days = $16 WHERE id = $1",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -201,6 +208,7 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
     .bind(tenant.refresh_absolute_secs)
     .bind(tenant.refresh_grace_secs)
     .bind(i64::from(tenant.require_offline_access))
+    .bind(tenant.audit_retention_days)
     .execute(db)
     .await?;
     found(result.rows_affected())

@@ -55,6 +55,7 @@ pub fn routes() -> Router<AppState> {
             get(users::get).patch(users::update),
         )
         .route("/a/{tenant}/admin/audit", get(audit::list))
+        .route("/a/{tenant}/admin/audit/export", get(audit::export))
         .route("/a/{tenant}/admin/keys", get(keys::list).post(keys::stage))
         .route("/a/{tenant}/admin/keys/revoke", post(keys::revoke))
         .route("/a/{tenant}/admin/revoke/sessions", post(sessions::revoke))

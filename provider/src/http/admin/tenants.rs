@@ -51,6 +51,7 @@ pub(super) struct UpdateTenant {
     refresh_absolute_secs: Option<i64>,
     refresh_grace_secs: Option<i64>,
     require_offline_access: Option<bool>,
+    audit_retention_days: Option<i64>,
 }
 
 /// Shortest rotation period: a key must at least outlive its own publish window.
@@ -87,6 +88,7 @@ pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
         "refresh_absolute_secs": tenant.refresh_absolute_secs,
         "refresh_grace_secs": tenant.refresh_grace_secs,
         "require_offline_access": tenant.require_offline_access,
+        "audit_retention_days": tenant.audit_retention_days,
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),
     })
@@ -139,6 +141,7 @@ pub(crate) async fn create_tenant(
         refresh_absolute_secs: 90 * 24 * 3600,
         refresh_grace_secs: 5,
         require_offline_access: false,
+        audit_retention_days: tenants::DEFAULT_AUDIT_RETENTION_DAYS,
         created_at: now,
         updated_at: now,
     };
@@ -254,6 +257,15 @@ pub(super) async fn update(
     if let Some(on) = request.require_offline_access {
         tenant.require_offline_access = on;
     }
+    if let Some(days) = request.audit_retention_days {
+        if !(0..=3650).contains(&days) {
+            return Err(AdminError::bad_request(
+                "invalid_request",
+                "audit_retention_days must be from 0 (keep forever) to 3650",
+            ));
+        }
+        tenant.audit_retention_days = days;
+    }
     if let Some(grace) = request.refresh_grace_secs {
         if !(0..=60).contains(&grace) {
             return Err(AdminError::bad_request(
@@ -290,6 +302,11 @@ pub(super) async fn update(
         "pkce_required_for_confidential": tenant.pkce_required_for_confidential,
         "require_email_code": tenant.require_email_code,
         "require_par": tenant.require_par,
+        "refresh_idle_secs": tenant.refresh_idle_secs,
+        "refresh_absolute_secs": tenant.refresh_absolute_secs,
+        "refresh_grace_secs": tenant.refresh_grace_secs,
+        "require_offline_access": tenant.require_offline_access,
+        "audit_retention_days": tenant.audit_retention_days,
     });
     let event = AuditEvent::new("tenant.updated").details(details);
     audit::record(

@@ -2,6 +2,9 @@
 //! Rows never carry a secret, a raw token or a link; emails only where the event is about that
 //! address.
 
+pub mod chain;
+pub mod file;
+
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{

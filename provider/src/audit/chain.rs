@@ -1,0 +1,330 @@
+//! The audit trail's hash chain. Rows are written unsealed in the transaction of their change
+//! (so audited writes of one tenant never queue on a shared row); the sealing task then gives
+//! each tenant's new rows, in insertion order, the next sequence number, the previous row's hash
+//! and their own: a keyed digest (the instance digest key) over the tenant, the sequence, the
+//! previous hash and every column. Altering, inserting or removing a sealed row breaks the chain.
+
+use std::fmt;
+
+use serde_json::json;
+
+use crate::{
+    crypto::{SecretDigester, SecretKind},
+    store::{
+        self, Store, StoreResult,
+        audit::{self, StoredAudit},
+    },
+};
+
+/// The previous hash of a chain's first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Rows sealed per transaction.
+const BATCH: i64 = 500;
+
+/// The hash of `row` at `seq` after `prev`, as lowercase hex.
+pub fn link_hash(
+    digester: &SecretDigester,
+    tenant: &str,
+    seq: i64,
+    prev: &str,
+    row: &StoredAudit,
+) -> String {
+    // A JSON array keeps field boundaries unambiguous.
+    let content = json!([
+        tenant,
+        seq,
+        prev,
+        row.occurred_at_ms,
+        row.event,
+        row.client_id,
+        row.user_id,
+        row.ip,
+        row.user_agent,
+        row.request_id,
+        row.details,
+    ])
+    .to_string();
+    hex(&digester.digest(SecretKind::AuditChain, &content))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Seals the tenant's pending rows; returns how many.
+pub async fn seal(store: &Store, digester: &SecretDigester, tenant: &str) -> StoreResult<u64> {
+    let mut sealed = 0;
+    loop {
+        let mut tx = store.begin().await?;
+        audit::ensure_chain(&mut *tx, tenant, GENESIS).await?;
+        let head = audit::lock_chain(&mut *tx, tenant).await?;
+        let rows = audit::unsealed(&mut *tx, tenant, BATCH).await?;
+        if rows.is_empty() {
+            store::commit(tx).await?;
+            return Ok(sealed);
+        }
+        let (mut seq, mut prev) = (head.head_seq, head.head_hash);
+        for row in &rows {
+            seq += 1;
+            let hash = link_hash(digester, tenant, seq, &prev, row);
+            audit::seal_row(&mut *tx, row.id, seq, &prev, &hash).await?;
+            prev = hash;
+        }
+        audit::set_head(&mut *tx, tenant, seq, &prev).await?;
+        store::commit(tx).await?;
+        sealed += rows.len() as u64;
+    }
+}
+
+/// Seals every tenant's pending rows; returns how many.
+pub async fn seal_all(store: &Store, digester: &SecretDigester) -> StoreResult<u64> {
+    let mut sealed = 0;
+    for tenant in audit::unsealed_tenants(store.reader()).await? {
+        sealed += seal(store, digester, &tenant).await?;
+    }
+    Ok(sealed)
+}
+
+/// Where a chain breaks.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Break {
+    /// The row's content or place does not match its hash: altered.
+    Altered { seq: i64 },
+    /// The row does not follow the one before it: a row between was inserted or replaced.
+    Unlinked { seq: i64 },
+    /// Rows are missing before this one (in the database, where the chain must be whole).
+    Missing { after: i64, found: i64 },
+    /// Rows are out of chain order.
+    Order { seq: i64 },
+    /// A row carries no seal.
+    Unsealed { id: i64 },
+    /// The chain ends before its recorded head: rows were removed from its end.
+    Truncated { last: i64, head: i64 },
+}
+
+impl fmt::Display for Break {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Altered { seq } => write!(f, "row {seq} was altered (its hash does not match)"),
+            Self::Unlinked { seq } => write!(f, "row {seq} does not follow the row before it"),
+            Self::Missing { after, found } => {
+                write!(f, "rows after {after} are missing (next is {found})")
+            }
+            Self::Order { seq } => write!(f, "row {seq} is out of order"),
+            Self::Unsealed { id } => write!(f, "row id {id} carries no seal"),
+            Self::Truncated { last, head } => {
+                write!(f, "the chain ends at {last} but its head is {head}")
+            }
+        }
+    }
+}
+
+/// What a verification covered.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Verified {
+    pub rows: u64,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    /// Places where the input skips rows (an export filtered by event, user or client).
+    pub gaps: u64,
+}
+
+/// Checks rows in chain order, one at a time, in constant memory.
+#[derive(Debug)]
+pub struct Verifier<'a> {
+    digester: &'a SecretDigester,
+    tenant: &'a str,
+    /// The last row seen (or the anchor): its sequence and hash.
+    last: Option<(i64, String)>,
+    /// Whether the rows must be the whole chain from the anchor (the database) rather than a
+    /// possibly filtered selection of it (a file).
+    whole: bool,
+    verified: Verified,
+}
+
+impl<'a> Verifier<'a> {
+    /// For the whole chain, starting after `anchor`.
+    pub fn whole(digester: &'a SecretDigester, tenant: &'a str, anchor: (i64, String)) -> Self {
+        Self {
+            digester,
+            tenant,
+            last: Some(anchor),
+            whole: true,
+            verified: Verified::default(),
+        }
+    }
+
+    /// For a selection of the chain, such as an export.
+    pub fn selection(digester: &'a SecretDigester, tenant: &'a str) -> Self {
+        Self {
+            digester,
+            tenant,
+            last: None,
+            whole: false,
+            verified: Verified::default(),
+        }
+    }
+
+    pub fn push(&mut self, row: &StoredAudit) -> Result<(), Break> {
+        let (Some(seq), Some(prev), Some(hash)) = (row.chain_seq, &row.chain_prev, &row.chain_hash)
+        else {
+            return Err(Break::Unsealed { id: row.id });
+        };
+        if !crate::crypto::ct_eq(
+            link_hash(self.digester, self.tenant, seq, prev, row).as_bytes(),
+            hash.as_bytes(),
+        ) {
+            return Err(Break::Altered { seq });
+        }
+        match &self.last {
+            Some((last, _)) if seq <= *last => return Err(Break::Order { seq }),
+            Some((last, last_hash)) if seq == last + 1 && prev != last_hash => {
+                return Err(Break::Unlinked { seq });
+            }
+            Some((last, _)) if seq == last + 1 => {}
+            Some((last, _)) if self.whole => {
+                return Err(Break::Missing {
+                    after: *last,
+                    found: seq,
+                });
+            }
+            Some(_) => self.verified.gaps += 1,
+            None => {}
+        }
+        self.last = Some((seq, hash.clone()));
+        self.verified.rows += 1;
+        self.verified.first_seq.get_or_insert(seq);
+        self.verified.last_seq = Some(seq);
+        Ok(())
+    }
+
+    pub fn finish(self) -> Verified {
+        self.verified
+    }
+}
+
+/// Verifies a tenant's stored chain from its anchor to its head. Rows not sealed yet are not
+/// part of it; the caller may report them.
+pub async fn verify_stored(
+    store: &Store,
+    digester: &SecretDigester,
+    tenant: &str,
+) -> StoreResult<Result<Verified, Break>> {
+    let Some(head) = audit::chain(store.reader(), tenant).await? else {
+        return Ok(Ok(Verified::default()));
+    };
+    let mut verifier = Verifier::whole(digester, tenant, (head.anchor_seq, head.anchor_hash));
+    let mut after = head.anchor_seq;
+    loop {
+        let rows = audit::sealed_after(store.reader(), tenant, after, BATCH).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.chain_seq.unwrap_or(after);
+        for row in &rows {
+            if let Err(broken) = verifier.push(row) {
+                return Ok(Err(broken));
+            }
+        }
+    }
+    let verified = verifier.finish();
+    let last = verified.last_seq.unwrap_or(head.anchor_seq);
+    if last != head.head_seq {
+        return Ok(Err(Break::Truncated {
+            last,
+            head: head.head_seq,
+        }));
+    }
+    Ok(Ok(verified))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, event: &str) -> StoredAudit {
+        StoredAudit {
+            id,
+            occurred_at_ms: 1_700_000_000_000 + id,
+            event: event.to_owned(),
+            client_id: Some("c1".to_owned()),
+            user_id: None,
+            ip: Some("127.0.0.1".to_owned()),
+            user_agent: None,
+            request_id: None,
+            details: "{}".to_owned(),
+            chain_seq: None,
+            chain_prev: None,
+            chain_hash: None,
+        }
+    }
+
+    /// Seals rows as the task does, in memory.
+    fn sealed(d: &SecretDigester, events: &[&str]) -> Vec<StoredAudit> {
+        let mut prev = GENESIS.to_owned();
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                let seq = i as i64 + 1;
+                let mut r = row(seq, event);
+                let hash = link_hash(d, "t1", seq, &prev, &r);
+                (r.chain_seq, r.chain_prev, r.chain_hash) =
+                    (Some(seq), Some(prev.clone()), Some(hash.clone()));
+                prev = hash;
+                r
+            })
+            .collect()
+    }
+
+    fn check(d: &SecretDigester, rows: &[StoredAudit], whole: bool) -> Result<Verified, Break> {
+        let mut v = if whole {
+            Verifier::whole(d, "t1", (0, GENESIS.to_owned()))
+        } else {
+            Verifier::selection(d, "t1")
+        };
+        for r in rows {
+            v.push(r)?;
+        }
+        Ok(v.finish())
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_each_kind_of_tampering_shows() {
+        let d = SecretDigester::new([7; 32]);
+        let rows = sealed(&d, &["a", "b", "c", "d"]);
+        let ok = check(&d, &rows, true).unwrap();
+        assert_eq!((ok.rows, ok.first_seq, ok.last_seq), (4, Some(1), Some(4)));
+
+        let mut altered = rows.clone();
+        altered[2].details = r#"{"x":1}"#.to_owned();
+        assert_eq!(check(&d, &altered, true), Err(Break::Altered { seq: 3 }));
+
+        let mut removed = rows.clone();
+        removed.remove(1);
+        assert_eq!(
+            check(&d, &removed, true),
+            Err(Break::Missing { after: 1, found: 3 })
+        );
+        // A filtered export may skip rows; each remaining row still proves itself.
+        assert_eq!(check(&d, &removed, false).unwrap().gaps, 1);
+
+        // A row re-hashed by someone without the key does not match.
+        let mut forged = rows.clone();
+        forged[1].event = "z".to_owned();
+        let other = SecretDigester::new([8; 32]);
+        forged[1].chain_hash = Some(link_hash(&other, "t1", 2, GENESIS, &forged[1]));
+        assert_eq!(check(&d, &forged, true), Err(Break::Altered { seq: 2 }));
+
+        // Another tenant's chain does not verify as this one.
+        let mut v = Verifier::selection(&d, "t2");
+        assert_eq!(v.push(&rows[0]), Err(Break::Altered { seq: 1 }));
+
+        let mut reordered = rows.clone();
+        reordered.swap(1, 2);
+        assert!(check(&d, &reordered, false).is_err());
+        assert_eq!(
+            check(&d, &[row(9, "a")], false),
+            Err(Break::Unsealed { id: 9 })
+        );
+    }
+}
