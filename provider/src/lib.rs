@@ -13,6 +13,7 @@ pub mod http;
 pub mod keys;
 pub mod login;
 pub mod maintenance;
+pub mod monitoring;
 pub mod oauth;
 pub mod rewrap;
 pub mod startup;

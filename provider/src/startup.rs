@@ -34,6 +34,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 /// Builds the state the router runs on.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    crate::monitoring::handle();
     let store = open_store(&config).await?;
     let keyring = keyring(&config)?;
     let digester = SecretDigester::new(digest_key(&store, &keyring, clock.unix()).await?);

@@ -20,6 +20,8 @@ mod health;
 mod isolation;
 mod jwt_refusals;
 mod keys;
+mod logs;
+mod metrics;
 mod refresh;
 mod replicas;
 mod sign_in;

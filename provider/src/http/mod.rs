@@ -11,6 +11,7 @@ mod login;
 mod logout;
 mod pages;
 mod par;
+mod prometheus;
 mod protocol;
 mod refresh;
 pub mod request_id;
@@ -132,6 +133,7 @@ pub fn app(state: AppState) -> Router {
         // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(prometheus::metrics))
         // The admin API (SPEC "Admin API"); not in discovery, never answers CORS.
         .merge(admin::routes())
         // The origin-root well-known paths fall through to 404: there is no default tenant.
@@ -152,11 +154,32 @@ pub fn app(state: AppState) -> Router {
                 .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        .layer(middleware::from_fn(count_request))
         .layer(middleware::from_fn(request_id::middleware))
 }
 
-/// The span of one request: method, route template and request id. Never the query string,
-/// which can carry codes and tokens.
+/// Counts every answered request and its latency by route template.
+async fn count_request(request: Request, next: middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    crate::monitoring::request(
+        &route,
+        method.as_str(),
+        status,
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The span of one request: method, route template, request id and tenant. Never the query
+/// string, which can carry codes and tokens.
 fn request_span(request: &Request) -> tracing::Span {
     let route = request
         .extensions()
@@ -166,7 +189,13 @@ fn request_span(request: &Request) -> tracing::Span {
         .extensions()
         .get::<request_id::RequestId>()
         .map_or("", |id| id.0.as_str());
-    tracing::info_span!("request", method = %request.method(), route, request_id)
+    // The tenant is the path segment where the template says `{tenant}`.
+    let tenant = route
+        .split('/')
+        .position(|part| part == "{tenant}")
+        .and_then(|at| request.uri().path().split('/').nth(at))
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), route, request_id, tenant)
 }
 
 async fn not_found() -> Response {

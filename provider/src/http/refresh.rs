@@ -232,6 +232,7 @@ pub(super) async fn refresh_grant(
         .details(details);
     audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
     store::commit(tx).await?;
+    crate::monitoring::token_issued(GRANT_REFRESH_TOKEN);
     Ok(no_store(body))
 }
 
@@ -272,6 +273,7 @@ async fn retry_or_reuse(
     audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
     store::commit(tx).await?;
     tracing::warn!(tenant = %id, client_id = %client.client_id, "refresh token reuse: family revoked");
+    crate::monitoring::reuse_detected();
     Err(invalid_grant("the refresh token was already used"))
 }
 

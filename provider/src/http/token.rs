@@ -176,6 +176,7 @@ async fn client_credentials(
     )
     .await?;
 
+    crate::monitoring::token_issued(GRANT_CLIENT_CREDENTIALS);
     let mut body =
         json!({ "access_token": access_token, "token_type": token_type(jkt), "expires_in": ttl });
     if !granted.is_empty() {
@@ -285,6 +286,7 @@ async fn authorization_code(
     let mut tx = state.store.begin().await?;
     let refresh_token = refresh::start_family(state, tenant, &mut tx, grant).await?;
     store::commit(tx).await?;
+    crate::monitoring::token_issued(GRANT_CLIENT_CREDENTIALS);
     let mut body =
         json!({ "access_token": access_token, "token_type": token_type(jkt), "expires_in": ttl });
     if let Some(refresh_token) = refresh_token {
@@ -335,6 +337,7 @@ async fn authorization_code(
         event,
     )
     .await?;
+    crate::monitoring::token_issued(GRANT_AUTHORIZATION_CODE);
     Ok(no_store(body))
 }
 

@@ -151,3 +151,16 @@ pub async fn delete<'e>(
     .await?;
     found(result.rows_affected())
 }
+
+/// How many keys each tenant has in each state, ordered by tenant.
+pub async fn count_by_state<'e>(
+    db: impl Executor<'e, Database = Any>,
+) -> StoreResult<Vec<(String, String, i64)>> {
+    let counts = sqlx::query_as(
+        "SELECT tenant_id, state, COUNT(*) FROM signing_keys GROUP BY tenant_id, state \
+         ORDER BY tenant_id, state",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(counts)
+}

@@ -105,3 +105,13 @@ pub async fn failed<'e>(
     .await?;
     Ok(())
 }
+
+/// Mails waiting to be sent (not sent, not given up on).
+pub async fn pending_count<'e>(db: impl Executor<'e, Database = Any>) -> StoreResult<i64> {
+    let count = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(count)
+}

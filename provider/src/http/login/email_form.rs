@@ -262,6 +262,11 @@ async fn queue_link(
         } else {
             "ip"
         };
+        crate::monitoring::rate_limited(if limit == "address" {
+            "magic_link_address"
+        } else {
+            "magic_link_ip"
+        });
         let event = AuditEvent::new("login.link_limited")
             .user(&user.user_id)
             .details(json!({ "limit": limit }));

@@ -1,0 +1,63 @@
+//! Prometheus metrics. Counters and histograms go to the process-wide `metrics` recorder as
+//! things happen; what is read from the database (key states, mail waiting, pool use) is
+//! measured at scrape time by `http::prometheus`.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Request latency buckets, in seconds: a token endpoint answers in about a millisecond.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The recorder, installed on first use; every server in the process shares it.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".to_owned()),
+                    &LATENCY_BUCKETS,
+                )
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(err) => {
+                    tracing::warn!(error = %err, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// One answered request, by route template (never the raw path, whose ids would explode the
+/// label set).
+pub fn request(route: &str, method: &str, status: u16, seconds: f64) {
+    let labels = [
+        ("route", route.to_owned()),
+        ("method", method.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    let labels = [("route", route.to_owned()), ("method", method.to_owned())];
+    metrics::histogram!("http_request_duration_seconds", &labels).record(seconds);
+}
+
+/// A token endpoint grant that issued tokens.
+pub fn token_issued(grant: &'static str) {
+    metrics::counter!("tokens_issued_total", "grant" => grant).increment(1);
+}
+
+/// A rotated refresh token presented again; its family was revoked.
+pub fn reuse_detected() {
+    metrics::counter!("refresh_token_reuse_detected_total").increment(1);
+}
+
+/// A request refused by a limit (`limit` names which).
+pub fn rate_limited(limit: &'static str) {
+    metrics::counter!("rate_limited_total", "limit" => limit).increment(1);
+}
