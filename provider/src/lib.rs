@@ -15,6 +15,7 @@ pub mod login;
 pub mod maintenance;
 pub mod monitoring;
 pub mod oauth;
+pub mod reporting;
 pub mod rewrap;
 pub mod startup;
 pub mod state;

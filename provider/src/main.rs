@@ -1,4 +1,5 @@
-//! The `provider` binary: `serve` (the default, `--dev` for the newcomer's mode) and `migrate`.
+//! The `provider` binary: `serve` (the default, `--dev` for the newcomer's mode), `migrate`,
+//! `keys rewrap`, `backup` and `audit verify`.
 //! Bad configuration stops it with one line naming the variable.
 
 use std::{process::ExitCode, sync::Arc};
@@ -35,6 +36,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Write a consistent copy of the SQLite database to a new file while the server runs
+    /// (PostgreSQL: use pg_dump).
+    Backup {
+        /// Where the copy goes; it must not exist yet.
+        path: std::path::PathBuf,
     },
     /// The audit trail.
     Audit {
@@ -73,13 +80,16 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => return fail(&err),
     };
-    telemetry::init(config.log_format);
+    // Sentry first, so the logging layers that feed it find its client.
+    let _sentry = provider::reporting::init(&config);
+    telemetry::init(config.log_format, config.sentry.is_some());
     let result = match command {
         Command::Serve { .. } => serve(config).await,
         Command::Migrate => migrate(&config).await,
         Command::Keys {
             command: KeysCommand::Rewrap,
         } => rewrap(&config).await,
+        Command::Backup { path } => backup(&config, &path).await,
         Command::Audit {
             command: AuditCommand::Verify { tenant, file },
         } => match verify_audit(&config, &tenant, file.as_deref()).await {
@@ -120,6 +130,25 @@ async fn rewrap(config: &Config) -> anyhow::Result<()> {
         keyring.current_key_id(),
         report.already_current
     );
+    Ok(())
+}
+
+async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+    if config.database_url.backend() != provider::config::Backend::Sqlite {
+        anyhow::bail!(
+            "DATABASE_URL: backups of PostgreSQL are taken with pg_dump (see docs/RUNBOOK.md)"
+        );
+    }
+    if path.exists() {
+        anyhow::bail!("{}: already exists", path.display());
+    }
+    let target = path
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("{}: not a UTF-8 path", path.display()))?;
+    let store = startup::open_store(config).await?;
+    store.backup_to(target).await?;
+    store.close().await;
+    println!("backup written to {}", path.display());
     Ok(())
 }
 

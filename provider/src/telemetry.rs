@@ -3,27 +3,48 @@
 
 use std::io::{self, Write};
 
-use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
+use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+use tracing::Level;
+use tracing_subscriber::{
+    EnvFilter, Layer,
+    filter::{LevelFilter, Targets},
+    fmt::{self, MakeWriter},
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
+};
 
 use crate::config::LogFormat;
 
 const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
 
-pub fn init(format: LogFormat) {
+/// Installs logging; with `sentry`, also the layers that feed Sentry (see `reporting`).
+pub fn init(format: LogFormat, sentry: bool) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(RedactingStdout);
-    // try_init: a second call (tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Json => builder
+    let logs = match format {
+        LogFormat::Json => fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .with_writer(RedactingStdout)
+            .boxed(),
+        LogFormat::Pretty => fmt::layer().with_writer(RedactingStdout).boxed(),
     };
+    let errors = sentry.then(|| ErrorLayer::new().with_filter(LevelFilter::ERROR));
+    // sqlx logs each statement's SQL (never its parameters) at debug under `sqlx::query`.
+    let breadcrumbs = sentry.then(|| {
+        BreadcrumbLayer::new().with_filter(
+            Targets::new()
+                .with_default(Level::INFO)
+                .with_target("sqlx::query", Level::DEBUG),
+        )
+    });
+    // try_init: a second call (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(errors)
+        .with(breadcrumbs)
+        .try_init();
 }
 
 /// Standard output, with each formatted event passed through `email::redact`.

@@ -1,11 +1,13 @@
-//! The real binary's logs through a whole flow (admin set-up, magic-link sign-in, code exchange,
-//! refresh, userinfo, revocation) at `debug`: one JSON line per request with route, status,
-//! latency, request id and tenant, and no email address, secret or token anywhere.
+//! What leaves the real binary through a whole flow (admin set-up, magic-link sign-in, code
+//! exchange, refresh, reuse, userinfo, revocation, key revocation, a burst of failed admin
+//! logins): its logs at `debug` hold one JSON line per request with route, status, latency,
+//! request id and tenant; Sentry (an ingestion endpoint on loopback) gets the security events
+//! with query breadcrumbs (SQL without parameters); and neither holds an email address, secret or token.
 
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use e2e::{binary, json, random_key_b64, smtp::SmtpSink};
+use e2e::{binary, json, random_key_b64, sentry::SentrySink, smtp::SmtpSink};
 use reqwest::{Client, redirect::Policy};
 use serde_json::Value;
 use sha2::Digest;
@@ -16,14 +18,18 @@ const LIMIT: Duration = Duration::from_secs(60);
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_flow_logs_one_line_per_request_and_no_secrets() {
+async fn a_full_flow_leaks_nothing_to_logs_or_sentry() {
     let dir = tempfile::tempdir().unwrap();
     let mail = SmtpSink::start().await;
+    let sentry = SentrySink::start().await;
     let port = binary::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let root = provider::crypto::random_secret();
     let (bind, key) = (format!("127.0.0.1:{port}"), random_key_b64());
-    let database = format!("sqlite://{}/p.db?mode=rwc", dir.path().display());
+    // PostgreSQL: its queries run on the request's task, so their breadcrumbs join the
+    // request's events (SQLite runs statements on its own worker thread).
+    let postgres = e2e::pg::FreshDatabase::create().await;
+    let database = postgres.url.clone();
     let mut env: Vec<(&str, String)> = vec![
         ("BIND", bind),
         ("DATABASE_URL", database),
@@ -31,6 +37,8 @@ async fn a_full_flow_logs_one_line_per_request_and_no_secrets() {
         ("KEY_ENCRYPTION_KEY", key),
         ("LOG_FORMAT", "json".to_owned()),
         ("RUST_LOG", "debug".to_owned()),
+        ("SENTRY_DSN", sentry.dsn()),
+        ("SENTRY_ENVIRONMENT", "test".to_owned()),
     ];
     env.extend(mail.env());
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -67,6 +75,15 @@ async fn a_full_flow_logs_one_line_per_request_and_no_secrets() {
     .await
     .unwrap();
     let client_id = client["client_id"].as_str().unwrap().to_owned();
+    // No grace window, so presenting a rotated refresh token again is reuse at once.
+    let patched = http
+        .patch(format!("{base}/admin/tenants/logs"))
+        .header("x-admin-secret", &root)
+        .json(&json!({ "refresh_grace_secs": 0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
     let user = admin(
         "/a/logs/admin/users",
         &tenant_secret,
@@ -170,6 +187,18 @@ async fn a_full_flow_logs_one_line_per_request_and_no_secrets() {
         .await
         .unwrap();
     assert_eq!(userinfo.status(), 200);
+    // The first refresh token again: reuse, which Sentry hears of.
+    let reused = http
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+            ("client_id", &client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 400);
     let revoked = http
         .post(format!("{base}/a/logs/revoke"))
         .form(&[
@@ -180,15 +209,40 @@ async fn a_full_flow_logs_one_line_per_request_and_no_secrets() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    // A wrong admin secret is logged as a failure, without the secret.
-    let wrong = "not-the-secret-not-the-secret-not-the-secret";
-    let denied = admin("/a/logs/admin/clients", wrong, json!({}))
+    let revoked_key = admin("/a/logs/admin/keys/revoke", &tenant_secret, json!({}))
         .await
         .unwrap();
-    assert_eq!(denied.status(), 401);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(revoked_key.status(), 200);
+    // Wrong admin secrets: each logged without the secret, the burst reported once.
+    let wrong = "not-the-secret-not-the-secret-not-the-secret";
+    for _ in 0..provider::reporting::BURST_FAILURES {
+        let denied = admin("/a/logs/admin/clients", wrong, json!({}))
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), 401);
+    }
+
+    let reuse = sentry.wait_for("refresh token reuse detected").await;
+    assert!(reuse.contains("\"tenant\":\"logs\""), "{reuse}");
+    assert!(reuse.contains("\"environment\":\"test\""), "{reuse}");
+    assert!(
+        reuse.contains("\"category\":\"sqlx::query\""),
+        "query breadcrumbs: {reuse}"
+    );
+    assert!(reuse.contains("UPDATE refresh_families"), "{reuse}");
+    sentry.wait_for("signing key revoked").await;
+    sentry
+        .wait_for("burst of failed admin authentications")
+        .await;
     assert!(server.terminate(LIMIT).success());
     let logs = server.stdout();
+    let sent = sentry.envelopes().join("\n");
+    let bursts = sentry
+        .envelopes()
+        .iter()
+        .filter(|e| e.contains("burst of failed admin authentications"))
+        .count();
+    assert_eq!(bursts, 1, "one report per burst");
 
     // One JSON line per request, with what an operator needs.
     let lines: Vec<Value> = logs
@@ -203,9 +257,9 @@ async fn a_full_flow_logs_one_line_per_request_and_no_secrets() {
         .iter()
         .filter(|l| l["span"]["route"] == "/a/{tenant}/token")
         .collect();
-    assert_eq!(token_lines.len(), 2, "{logs}");
+    let statuses: Vec<&Value> = token_lines.iter().map(|l| &l["status"]).collect();
+    assert_eq!(statuses, [200, 200, 400], "code, refresh, reuse");
     for line in token_lines {
-        assert_eq!(line["status"], 200);
         assert!(line["latency"].is_string(), "{line}");
         assert_eq!(line["span"]["tenant"], "logs");
         assert_eq!(line["span"]["request_id"].as_str().unwrap().len(), 36);
@@ -234,6 +288,7 @@ async fn a_full_flow_logs_one_line_per_request_and_no_secrets() {
                 .find(|l| l.contains(secret))
                 .unwrap_or_default()
         );
+        assert!(!sent.contains(secret), "Sentry got {secret}: {sent}");
     }
     assert!(logs.contains("***@example.com") || !logs.contains("@example.com"));
 }

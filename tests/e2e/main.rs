@@ -12,6 +12,7 @@ mod admin_clients;
 mod admin_tenants;
 mod admin_users;
 mod audit;
+mod backup;
 mod bad_input;
 mod browser;
 mod discovery;

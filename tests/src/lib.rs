@@ -13,6 +13,7 @@ pub mod binary;
 pub mod browser;
 pub mod jwt;
 pub mod pg;
+pub mod sentry;
 pub mod smtp;
 
 use std::{collections::HashMap, sync::Arc};

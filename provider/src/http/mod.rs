@@ -120,7 +120,8 @@ fn page_routes(state: &AppState) -> Router<AppState> {
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let sentry = state.config.sentry.is_some();
+    let router = Router::new()
         .merge(cors_routes())
         .merge(page_routes(&state))
         // userinfo_endpoint
@@ -155,7 +156,14 @@ pub fn app(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(middleware::from_fn(count_request))
-        .layer(middleware::from_fn(request_id::middleware))
+        .layer(middleware::from_fn(request_id::middleware));
+    if !sentry {
+        return router;
+    }
+    // A hub per request, and the request (scrubbed in `reporting`) on its events.
+    router
+        .layer(sentry::integrations::tower::SentryHttpLayer::new().enable_transaction())
+        .layer(sentry::integrations::tower::NewSentryLayer::<Request>::new_from_top())
 }
 
 /// Counts every answered request and its latency by route template.

@@ -274,6 +274,14 @@ async fn retry_or_reuse(
     store::commit(tx).await?;
     tracing::warn!(tenant = %id, client_id = %client.client_id, "refresh token reuse: family revoked");
     crate::monitoring::reuse_detected();
+    crate::reporting::security_event(
+        "refresh token reuse detected; family revoked",
+        &[
+            ("event", "token.reuse_detected"),
+            ("tenant", id.as_str()),
+            ("client_id", &client.client_id),
+        ],
+    );
     Err(invalid_grant("the refresh token was already used"))
 }
 

@@ -366,6 +366,16 @@ impl KeyService {
         }
         store::commit(tx).await?;
         self.changed(tenant).await;
+        for (kid, _) in applied.iter().filter(|(_, s)| *s == KeyState::Revoked) {
+            crate::reporting::security_event(
+                "signing key revoked",
+                &[
+                    ("event", "key.revoked"),
+                    ("tenant", tenant.as_str()),
+                    ("kid", kid),
+                ],
+            );
+        }
         Ok(applied)
     }
 

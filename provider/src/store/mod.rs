@@ -146,6 +146,21 @@ impl Store {
         self.backend
     }
 
+    /// Writes a consistent copy of a SQLite database to `path` while it serves (`VACUUM INTO`
+    /// reads one snapshot; writers carry on). PostgreSQL has `pg_dump` for this.
+    pub async fn backup_to(&self, path: &str) -> StoreResult<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Corrupt(
+                "backups of PostgreSQL are taken with pg_dump".to_owned(),
+            ));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     /// A write transaction; commit it to keep the change and its audit row together.
     pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.writer.begin().await?)

@@ -111,6 +111,7 @@ async fn refuse(
         "path": parts.uri.path(),
         "detail": details,
     });
+    crate::reporting::admin_auth_failed(tenant_id);
     let event = AuditEvent::new("admin.auth_failed").details(details);
     if let Err(err) = audit::record(
         state.store.writer(),
