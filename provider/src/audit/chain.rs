@@ -54,8 +54,19 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Seals the tenant's pending rows; returns how many.
 pub async fn seal(store: &Store, digester: &SecretDigester, tenant: &str) -> StoreResult<u64> {
+    seal_at_most(store, digester, tenant, u64::MAX).await
+}
+
+/// Seals the tenant's oldest pending rows, about `limit` of them at most (whole batches), so a
+/// request that seals first stays short however large a backlog is; returns how many.
+pub async fn seal_at_most(
+    store: &Store,
+    digester: &SecretDigester,
+    tenant: &str,
+    limit: u64,
+) -> StoreResult<u64> {
     let mut sealed = 0;
-    loop {
+    while sealed < limit {
         let mut tx = store.begin().await?;
         audit::ensure_chain(&mut *tx, tenant, GENESIS).await?;
         let head = audit::lock_chain(&mut *tx, tenant).await?;
@@ -75,6 +86,7 @@ pub async fn seal(store: &Store, digester: &SecretDigester, tenant: &str) -> Sto
         store::commit(tx).await?;
         sealed += rows.len() as u64;
     }
+    Ok(sealed)
 }
 
 /// Seals every tenant's pending rows; returns how many.

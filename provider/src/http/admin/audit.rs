@@ -29,6 +29,8 @@ use crate::{
 
 /// Rows read per page of an export.
 const EXPORT_PAGE: i64 = 1000;
+/// Pending rows an export seals before it starts, at most.
+const EXPORT_SEAL_LIMIT: u64 = 20_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,8 +153,10 @@ pub(super) async fn export(
         event,
     )
     .await?;
-    // Seal what has been written until now, so the export holds it with its chain.
-    chain::seal(&state.store, &state.digester, &tenant).await?;
+    // Seal what has been written until now, so the export holds it with its chain. The sealing
+    // task keeps the backlog to about a second's worth; should it have fallen far behind, the
+    // export seals a bounded share and holds the rows sealed so far.
+    chain::seal_at_most(&state.store, &state.digester, &tenant, EXPORT_SEAL_LIMIT).await?;
 
     let filename = format!(
         "attachment; filename=\"audit-{tenant}-{}.{}\"",
