@@ -165,6 +165,10 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub sentry: Option<SentryConfig>,
     pub log_format: LogFormat,
+    /// Rate-limit ceilings and overrides (`RL_*`, `RL_OVERRIDES_JSON`).
+    pub rate_limits: crate::limits::Policies,
+    /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`: addresses or CIDR ranges).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Dev mode (`serve --dev`): seeds the demo tenant and keeps mail in an outbox folder.
     pub dev: bool,
 }
@@ -234,6 +238,12 @@ impl Config {
             Some("pretty") => LogFormat::Pretty,
             Some(_) => return Err(bad("LOG_FORMAT", "must be json or pretty")),
         };
+        let rate_limits = crate::limits::Policies::from_lookup(get)
+            .map_err(|(var, message)| bad(var, message))?;
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .map(|raw| parse_trusted_proxies(&raw))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
             bind,
             public_url,
@@ -245,6 +255,8 @@ impl Config {
             smtp: parse_smtp(&get)?,
             sentry: parse_sentry(&get)?,
             log_format,
+            rate_limits,
+            trusted_proxies,
             dev,
         })
     }
@@ -342,6 +354,24 @@ fn parse_smtp(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SmtpConfig
         from,
         tls,
     }))
+}
+
+/// `TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges.
+fn parse_trusted_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    bad(
+                        "TRUSTED_PROXIES",
+                        format!("{part}: not an address or CIDR range (e.g. 10.0.0.0/8)"),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn parse_sentry(

@@ -57,6 +57,8 @@ pub enum SecretKind {
     WebSession,
     /// Links of the audit trail's hash chain.
     AuditChain,
+    /// Rate-limit keys derived from email addresses, so limiter state holds no address.
+    RateLimitKey,
 }
 
 impl SecretKind {
@@ -73,6 +75,7 @@ impl SecretKind {
             Self::Csrf => b"csrf",
             Self::WebSession => b"web-session",
             Self::AuditChain => b"audit-chain",
+            Self::RateLimitKey => b"rate-limit-key",
         }
     }
 }

@@ -5,7 +5,7 @@
 use axum::{
     Json,
     extract::rejection::{JsonRejection, PathRejection, QueryRejection},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -20,6 +20,8 @@ pub struct AdminError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// More headers for the response (rate-limit refusals).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl AdminError {
@@ -28,6 +30,7 @@ impl AdminError {
             status,
             code,
             message: message.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -74,6 +77,9 @@ impl IntoResponse for AdminError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
         }
         response
     }
@@ -162,6 +168,8 @@ pub struct OAuthError {
     pub www_authenticate: Option<String>,
     /// A fresh DPoP nonce for the client to use (RFC 9449 §8).
     pub dpop_nonce: Option<String>,
+    /// More headers for the response (rate-limit refusals).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl OAuthError {
@@ -172,6 +180,7 @@ impl OAuthError {
             description: description.into(),
             www_authenticate: None,
             dpop_nonce: None,
+            headers: Vec::new(),
         }
     }
 
@@ -238,6 +247,9 @@ impl IntoResponse for OAuthError {
         }
         if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
             headers.insert("dpop-nonce", nonce);
+        }
+        for (name, value) in self.headers {
+            headers.insert(name, value);
         }
         response
     }

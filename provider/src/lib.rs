@@ -11,6 +11,7 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod login;
 pub mod maintenance;
 pub mod monitoring;

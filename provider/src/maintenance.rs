@@ -1,5 +1,6 @@
 //! Background upkeep, safe with any number of replicas: sealing new audit rows into their
-//! tenant's chain every second, and once an hour purging what retention allows.
+//! tenant's chain every second, dropping idle in-process rate-limit counters every minute, and
+//! once an hour purging what retention allows.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use crate::{
 
 /// How often new audit rows are sealed.
 pub const SEAL_TICK: Duration = Duration::from_secs(1);
+/// How often idle in-process rate-limit counters are dropped.
+pub const PRUNE_TICK: Duration = Duration::from_secs(60);
 /// How often retention runs.
 pub const PURGE_TICK: Duration = Duration::from_secs(3600);
 /// Expired rows stay this long after their end, for investigations, before they are purged.
@@ -72,7 +75,8 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut seal = tokio::time::interval(SEAL_TICK);
         let mut purge = tokio::time::interval(PURGE_TICK);
-        for tick in [&mut seal, &mut purge] {
+        let mut prune = tokio::time::interval(PRUNE_TICK);
+        for tick in [&mut seal, &mut purge, &mut prune] {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
@@ -82,6 +86,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
                         tracing::warn!(error = %err, "audit rows could not be sealed");
                     }
                 }
+                _ = prune.tick() => state.limits.prune(),
                 _ = purge.tick() => match purge_once(&state).await {
                     Ok(purged) => tracing::info!(
                         audit = ?purged.audit_rows,

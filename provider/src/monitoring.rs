@@ -57,7 +57,12 @@ pub fn reuse_detected() {
     metrics::counter!("refresh_token_reuse_detected_total").increment(1);
 }
 
-/// A request refused by a limit (`limit` names which).
-pub fn rate_limited(limit: &'static str) {
+/// A request refused by a limit (`limit` names which, e.g. `token_ip`).
+pub fn rate_limited(limit: String) {
     metrics::counter!("rate_limited_total", "limit" => limit).increment(1);
+}
+
+/// The shared rate-limit store (Redis) could not be reached for a decision.
+pub fn rate_limit_store_failed() {
+    metrics::counter!("rate_limit_store_errors_total").increment(1);
 }

@@ -57,6 +57,11 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         redis.clone(),
     ));
     keys.listen();
+    let limits = Arc::new(crate::limits::Limiter::new(
+        config.rate_limits.clone(),
+        clock.clone(),
+        redis.clone(),
+    ));
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -67,6 +72,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         root_admin_digest: Arc::new(root_admin_digest),
         redis,
         mail,
+        limits,
         tenants: Arc::default(),
         clients: Arc::default(),
     })

@@ -32,6 +32,7 @@ pub struct AppState {
     pub redis: Option<redis::Client>,
     /// Queues and sends sign-in mail; `None` when neither SMTP nor dev mode is configured.
     pub mail: Option<Mailer>,
+    pub limits: Arc<crate::limits::Limiter>,
     pub tenants: Arc<Cache<TenantId, Tenant>>,
     pub clients: Arc<Cache<(TenantId, String), Client>>,
 }

@@ -377,6 +377,67 @@ async fn bound_user_tokens_need_proofs_and_public_refresh_tokens_follow_the_key(
     assert_eq!(same_key.json["token_type"], "DPoP");
 }
 
+/// With Redis, proofs are remembered there, for every replica, and not in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_a_proof_replayed_at_another_replica_is_refused() {
+    let s = TestServer::start_with(
+        Backend::Postgres,
+        &[("REDIS_URL", "redis://127.0.0.1:6379")],
+    )
+    .await;
+    // Behind one load balancer: the replica serves the same public URL.
+    let replica = s.replica_with(&[("PUBLIC_URL", &s.base_url)]).await;
+    let t = s.create_tenant().await;
+    let (id, secret) = s
+        .create_client(&t, json!({ "grant_types": ["client_credentials"] }))
+        .await;
+    let secret = secret.unwrap();
+    let k = key();
+    let form = [("grant_type", "client_credentials")];
+    let url = format!("{}/a/{}/token", s.base_url, t.id);
+    let first = token_request(
+        &s,
+        &url,
+        Some((&id, &secret)),
+        &form,
+        Some(&proof(&k, "POST", &url, now(&s), None, None, |_, _| {})),
+    )
+    .await;
+    let nonce = first.header("dpop-nonce").unwrap().to_owned();
+    let good = proof(&k, "POST", &url, now(&s), Some(&nonce), None, |_, _| {});
+    let bound = token_request(&s, &url, Some((&id, &secret)), &form, Some(&good)).await;
+    assert_eq!(bound.status, StatusCode::OK, "{}", bound.text);
+    // The same proof at the other replica.
+    let replica_url = format!("{}/a/{}/token", replica.base_url, t.id);
+    let replayed = replica
+        .http
+        .post(&replica_url)
+        .basic_auth(&id, Some(&secret))
+        .header("dpop", &good)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let replayed = e2e::read(replayed).await;
+    assert_eq!(
+        replayed.json["error"], "invalid_dpop_proof",
+        "{}",
+        replayed.text
+    );
+    assert_eq!(
+        replayed.json["error_description"],
+        "the proof was already used"
+    );
+    let again = token_request(&s, &url, Some((&id, &secret)), &form, Some(&good)).await;
+    assert_eq!(again.json["error"], "invalid_dpop_proof");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dpop_jtis")
+        .fetch_one(s.state.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "remembered in Redis, not the database");
+    replica.stop().await;
+}
+
 both_backends!(
     client_credentials_tokens_are_bound_to_the_proofs_key,
     bound_user_tokens_need_proofs_and_public_refresh_tokens_follow_the_key,

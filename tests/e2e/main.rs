@@ -21,6 +21,7 @@ mod health;
 mod isolation;
 mod jwt_refusals;
 mod keys;
+mod limits;
 mod logs;
 mod metrics;
 mod refresh;

@@ -13,6 +13,7 @@ pub mod binary;
 pub mod browser;
 pub mod jwt;
 pub mod pg;
+pub mod redis;
 pub mod sentry;
 pub mod smtp;
 
@@ -197,11 +198,18 @@ impl TestServer {
     /// A second server on this one's database and key encryption key, with a clock of its own:
     /// another replica behind the same load balancer.
     pub async fn replica(&self) -> Self {
+        self.replica_with(&[]).await
+    }
+
+    /// A replica with some environment variables changed.
+    pub async fn replica_with(&self, changed: &[(&str, &str)]) -> Self {
         let mut env: Vec<(&str, &str)> = self
             .extra_env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
+            .filter(|(k, _)| !changed.iter().any(|(c, _)| c == k))
             .collect();
+        env.extend_from_slice(changed);
         env.push(("KEY_ENCRYPTION_KEY", self.key_encryption_key.as_str()));
         let url = self.database_url.clone();
         Self::launch(self.backend, Database::External, url, &env).await

@@ -77,6 +77,15 @@ pub(super) async fn authorize(
             );
         }
     };
+    if tenant.tenant.issuance_paused {
+        return redirect_error(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            "temporarily_unavailable",
+            "sign-in is paused for this tenant",
+            &tenant.issuer,
+        );
+    }
     if tenant.tenant.require_par && !pushed {
         let description = "this tenant requires pushed authorization requests";
         return redirect_error(

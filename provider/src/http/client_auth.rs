@@ -10,6 +10,7 @@ use josekit::jwt;
 use crate::{
     crypto::SecretKind,
     error::OAuthError,
+    limits::{Actor, Class},
     oauth::{client_assertion, metadata::paths, params::Params},
     state::AppState,
     store::{client_assertions, clients::Client, tenants::Tenant},
@@ -241,6 +242,11 @@ pub(super) async fn authenticate(
         }
         Presented::None { .. } => {}
     }
+    // Counted once the client is known for sure, so nobody can spend another client's quota.
+    let actor = Actor::client(tenant.id.as_str(), &client.client_id);
+    super::limits::enforce(state, Class::Token, &[actor])
+        .await
+        .map_err(|limited| limited.oauth())?;
     Ok(client)
 }
 

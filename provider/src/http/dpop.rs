@@ -105,15 +105,30 @@ pub(super) async fn proof(
             "use the server's DPoP nonce",
         ));
     }
-    let expires_at = state.clock.unix() + 2 * dpop::IAT_WINDOW;
-    let first_use = store::dpop::record_once(
-        state.store.writer(),
-        tenant,
-        &proof.jkt,
-        &proof.jti,
-        expires_at,
-    )
-    .await?;
+    // A jti is remembered per key for as long as its proof could be accepted: in Redis when
+    // configured (failing closed: no replay check, no proof), else in the database.
+    let window = 2 * dpop::IAT_WINDOW;
+    let jti = hex_sha256(&proof.jti);
+    let cache_key = format!("dpop:{tenant}:{}:{jti}", proof.jkt);
+    let ttl = std::time::Duration::from_secs(window.unsigned_abs());
+    let first_use = match state.limits.first_use(&cache_key, ttl).await {
+        Some(Ok(first)) => first,
+        Some(Err(err)) => {
+            tracing::warn!(error = %err, "DPoP replay cache unavailable");
+            return Err(OAuthError::unavailable());
+        }
+        None => {
+            let expires_at = state.clock.unix() + window;
+            store::dpop::record_once(
+                state.store.writer(),
+                tenant,
+                &proof.jkt,
+                &proof.jti,
+                expires_at,
+            )
+            .await?
+        }
+    };
     if !first_use {
         return Err(refuse(
             state,
@@ -124,4 +139,12 @@ pub(super) async fn proof(
         ));
     }
     Ok(Some(proof))
+}
+
+fn hex_sha256(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -3,10 +3,12 @@
 pub mod admin;
 mod authorize;
 mod client_auth;
+pub mod client_ip;
 mod discovery;
 mod dpop;
 mod health;
 mod introspect;
+pub(crate) mod limits;
 mod login;
 mod logout;
 mod pages;
@@ -48,7 +50,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Endpoints that answer CORS from any origin, without credentials (SPEC).
-fn cors_routes() -> Router<AppState> {
+fn cors_routes(state: &AppState) -> Router<AppState> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
@@ -83,13 +85,23 @@ fn cors_routes() -> Router<AppState> {
         )
         // jwks_uri
         .route("/a/{tenant}/jwks.json", get(discovery::jwks))
+        .merge(client_routes(state))
+        .layer(cors)
+}
+
+/// The endpoints where clients authenticate, counted together by the `token` rate limits.
+fn client_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
         // token_endpoint
         .route("/a/{tenant}/token", post(token::token))
         // introspection_endpoint
         .route("/a/{tenant}/introspect", post(introspect::introspect))
         // revocation_endpoint
         .route("/a/{tenant}/revoke", post(revoke::revoke))
-        .layer(cors)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::token_endpoints,
+        ))
 }
 
 /// The pages people sign in and out on; they alone carry the browser session.
@@ -117,12 +129,13 @@ fn page_routes(state: &AppState) -> Router<AppState> {
             get(logout::logout).post(logout::logout),
         )
         .layer(session::layer(state))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limits::pages))
 }
 
 pub fn app(state: AppState) -> Router {
     let sentry = state.config.sentry.is_some();
     let router = Router::new()
-        .merge(cors_routes())
+        .merge(cors_routes(&state))
         .merge(page_routes(&state))
         // userinfo_endpoint
         .route(
@@ -130,7 +143,13 @@ pub fn app(state: AppState) -> Router {
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
         // pushed_authorization_request_endpoint
-        .route("/a/{tenant}/par", post(par::par))
+        .route(
+            "/a/{tenant}/par",
+            post(par::par).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                limits::token_endpoints,
+            )),
+        )
         // Service endpoints (SPEC): liveness and readiness, not advertised in metadata.
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -139,7 +158,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         // The origin-root well-known paths fall through to 404: there is no default tenant.
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -156,6 +175,7 @@ pub fn app(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(middleware::from_fn(count_request))
+        .layer(middleware::from_fn_with_state(state, client_ip::middleware))
         .layer(middleware::from_fn(request_id::middleware));
     if !sentry {
         return router;

@@ -64,6 +64,13 @@ pub(super) async fn token(
     let client =
         client_auth::authenticate(&state, &tenant.tenant, &tenant.issuer, &headers, &params)
             .await?;
+    if tenant.tenant.issuance_paused {
+        return Err(OAuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "token issuance is paused for this tenant",
+        ));
+    }
     // RFC 9449: a DPoP proof binds the tokens issued here to its key.
     let token_url = format!("{}{}", tenant.issuer, paths::TOKEN);
     let id = &tenant.tenant.id;

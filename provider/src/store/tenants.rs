@@ -34,6 +34,8 @@ pub struct Tenant {
     pub require_offline_access: bool,
     /// Days audit rows are kept before the purge task removes them; 0 keeps them forever.
     pub audit_retention_days: i64,
+    /// Whether token issuance is stopped (an abuse control).
+    pub issuance_paused: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -62,6 +64,7 @@ struct TenantRow {
     refresh_grace_secs: i64,
     require_offline_access: i64,
     audit_retention_days: i64,
+    issuance_paused: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -87,6 +90,7 @@ impl TryFrom<TenantRow> for Tenant {
             refresh_grace_secs: row.refresh_grace_secs,
             require_offline_access: row.require_offline_access != 0,
             audit_retention_days: row.audit_retention_days,
+            issuance_paused: row.issuance_paused != 0,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -97,7 +101,7 @@ const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl
                        key_rotation_secs, self_signup, pkce_required_for_confidential, \
                        require_email_code, require_par, refresh_idle_secs, \
                        refresh_absolute_secs, refresh_grace_secs, require_offline_access, \
-                       audit_retention_days, created_at, updated_at";
+                       audit_retention_days, issuance_paused, created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()
@@ -191,7 +195,7 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
          pkce_required_for_confidential = $9, require_email_code = $10, \
          require_par = $11, refresh_idle_secs = $12, refresh_absolute_secs = $13, \
          refresh_grace_secs = $14, require_offline_access = $15, \
-         audit_retention_days = $16 WHERE id = $1",
+         audit_retention_days = $16, issuance_paused = $17 WHERE id = $1",
     )
     .bind(tenant.id.as_str())
     .bind(&tenant.display_name)
@@ -209,6 +213,7 @@ pub async fn update<'e>(db: impl Executor<'e, Database = Any>, tenant: &Tenant) 
     .bind(tenant.refresh_grace_secs)
     .bind(i64::from(tenant.require_offline_access))
     .bind(tenant.audit_retention_days)
+    .bind(i64::from(tenant.issuance_paused))
     .execute(db)
     .await?;
     found(result.rows_affected())

@@ -13,6 +13,11 @@ use crate::{
     audit::{self, AuditEvent, RequestMeta, SYSTEM_TENANT},
     crypto::SecretKind,
     error::AdminError,
+    http::{
+        client_ip::ClientIp,
+        limits::{self, Limited},
+    },
+    limits::{Actor, Class, Refusal},
     state::AppState,
     store::tenants::{self, Tenant},
 };
@@ -38,6 +43,7 @@ impl FromRequestParts<AppState> for RootAdmin {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AdminError> {
+        refuse_if_blocked(parts, state).await?;
         if presented_secret(parts).is_some_and(|s| state.is_root_secret(s)) {
             return Ok(Self);
         }
@@ -49,6 +55,7 @@ impl FromRequestParts<AppState> for TenantAdmin {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AdminError> {
+        refuse_if_blocked(parts, state).await?;
         let raw_tenant = RawPathParams::from_request_parts(parts, state)
             .await
             .ok()
@@ -98,7 +105,38 @@ impl FromRequestParts<AppState> for TenantAdmin {
     }
 }
 
-/// Records `admin.auth_failed` and returns the 401 to answer with.
+fn client_actor(parts: &Parts) -> Option<Actor> {
+    parts
+        .extensions
+        .get::<ClientIp>()
+        .map(|ClientIp(ip)| Actor::ip(*ip))
+}
+
+/// An address past its failed-login limit is refused before any secret is compared, so
+/// guessing stops for a while even if the next guess would be right.
+async fn refuse_if_blocked(parts: &Parts, state: &AppState) -> Result<(), AdminError> {
+    let Some(actor) = client_actor(parts) else {
+        return Ok(());
+    };
+    match state.limits.blocked(Class::AdminFailure, &actor).await {
+        Ok(None) => Ok(()),
+        Ok(Some(retry_after)) => Err(Limited::refused(Refusal {
+            class: Class::AdminFailure,
+            kind: actor.kind,
+            limit: state
+                .limits
+                .ceiling(Class::AdminFailure, &actor)
+                .unwrap_or_default(),
+            retry_after,
+        })
+        .admin()),
+        // The limit guards secrets: without its store, refuse rather than allow guessing.
+        Err(()) => Err(Limited::unavailable().admin()),
+    }
+}
+
+/// Records `admin.auth_failed` and returns the 401 to answer with (429 once the address has
+/// failed too often, which also blocks it for a while).
 async fn refuse(
     parts: &mut Parts,
     state: &AppState,
@@ -112,6 +150,18 @@ async fn refuse(
         "detail": details,
     });
     crate::reporting::admin_auth_failed(tenant_id);
+    let over_limit = match client_actor(parts) {
+        Some(actor) => {
+            match limits::enforce(state, Class::AdminFailure, std::slice::from_ref(&actor)).await {
+                Ok(()) => None,
+                Err(limited) => {
+                    state.limits.block(Class::AdminFailure, &actor).await;
+                    Some(limited)
+                }
+            }
+        }
+        None => None,
+    };
     let event = AuditEvent::new("admin.auth_failed").details(details);
     if let Err(err) = audit::record(
         state.store.writer(),
@@ -124,5 +174,8 @@ async fn refuse(
     {
         tracing::warn!(error = %err, "could not record admin.auth_failed");
     }
-    AdminError::unauthorized()
+    match over_limit {
+        Some(limited) => limited.admin(),
+        None => AdminError::unauthorized(),
+    }
 }

@@ -52,6 +52,7 @@ pub(super) struct UpdateTenant {
     refresh_grace_secs: Option<i64>,
     require_offline_access: Option<bool>,
     audit_retention_days: Option<i64>,
+    issuance_paused: Option<bool>,
 }
 
 /// Shortest rotation period: a key must at least outlive its own publish window.
@@ -89,6 +90,7 @@ pub(super) fn view(tenant: &Tenant, state: &AppState) -> Value {
         "refresh_grace_secs": tenant.refresh_grace_secs,
         "require_offline_access": tenant.require_offline_access,
         "audit_retention_days": tenant.audit_retention_days,
+        "issuance_paused": tenant.issuance_paused,
         "created_at": rfc3339(tenant.created_at),
         "updated_at": rfc3339(tenant.updated_at),
     })
@@ -142,6 +144,7 @@ pub(crate) async fn create_tenant(
         refresh_grace_secs: 5,
         require_offline_access: false,
         audit_retention_days: tenants::DEFAULT_AUDIT_RETENTION_DAYS,
+        issuance_paused: false,
         created_at: now,
         updated_at: now,
     };
@@ -257,6 +260,10 @@ pub(super) async fn update(
     if let Some(on) = request.require_offline_access {
         tenant.require_offline_access = on;
     }
+    let was_paused = tenant.issuance_paused;
+    if let Some(paused) = request.issuance_paused {
+        tenant.issuance_paused = paused;
+    }
     if let Some(days) = request.audit_retention_days {
         if !(0..=3650).contains(&days) {
             return Err(AdminError::bad_request(
@@ -307,6 +314,7 @@ pub(super) async fn update(
         "refresh_grace_secs": tenant.refresh_grace_secs,
         "require_offline_access": tenant.require_offline_access,
         "audit_retention_days": tenant.audit_retention_days,
+        "issuance_paused": tenant.issuance_paused,
     });
     let event = AuditEvent::new("tenant.updated").details(details);
     audit::record(
@@ -317,6 +325,22 @@ pub(super) async fn update(
         event,
     )
     .await?;
+    if tenant.issuance_paused != was_paused {
+        let name = if tenant.issuance_paused {
+            "tenant.issuance_paused"
+        } else {
+            "tenant.issuance_resumed"
+        };
+        let clock = state.clock.as_ref();
+        audit::record(
+            &mut *tx,
+            clock,
+            tenant.id.as_str(),
+            &meta,
+            AuditEvent::new(name),
+        )
+        .await?;
+    }
     store::commit(tx).await?;
     state.tenants.forget(&tenant.id);
     Ok(Json(view(&tenant, &state)))

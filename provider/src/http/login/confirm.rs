@@ -195,6 +195,9 @@ pub(in crate::http) async fn confirm_code(
     meta: RequestMeta,
     Form(form): Form<EmailCodeForm>,
 ) -> Response {
+    if let Err(limited) = code_check_allowed(&state, &tenant, &meta).await {
+        return limited;
+    }
     let (link, row, request) = match open_link(&state, &tenant, &form.token).await {
         Ok(Some(found)) => found,
         Ok(None) => return expired(),
@@ -287,6 +290,9 @@ pub(in crate::http) async fn handoff(
     meta: RequestMeta,
     Form(form): Form<HandoffForm>,
 ) -> Response {
+    if let Err(limited) = code_check_allowed(&state, &tenant, &meta).await {
+        return limited;
+    }
     let (row, request) = match pending(&state, &tenant.tenant.id, &request_id).await {
         Ok(Some(found)) => found,
         Ok(None) => return expired(),

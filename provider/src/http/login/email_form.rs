@@ -142,6 +142,13 @@ pub(in crate::http) async fn send_link(
         );
         return page.status(StatusCode::BAD_REQUEST).into_response();
     };
+    let ip = meta.ip;
+    let email_key = state.digester.digest(SecretKind::RateLimitKey, &address);
+    let mut actors = vec![Actor::email(&email_key)];
+    actors.extend(ip.map(Actor::ip));
+    if let Err(limited) = limits::enforce(&state, Class::Link, &actors).await {
+        return limited.page();
+    }
     let Some(mailer) = &state.mail else {
         return sign_in_page(&state, &tenant, &request_id, &device, &name, &address, "")
             .status(StatusCode::SERVICE_UNAVAILABLE)
@@ -262,11 +269,7 @@ async fn queue_link(
         } else {
             "ip"
         };
-        crate::monitoring::rate_limited(if limit == "address" {
-            "magic_link_address"
-        } else {
-            "magic_link_ip"
-        });
+        crate::monitoring::rate_limited(format!("magic_link_{limit}"));
         let event = AuditEvent::new("login.link_limited")
             .user(&user.user_id)
             .details(json!({ "limit": limit }));

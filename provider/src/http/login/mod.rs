@@ -23,6 +23,7 @@ use tower_sessions::Session;
 
 use super::{
     authorize::{StoredRequest, pending},
+    limits,
     pages::{self, Page, error_page},
     protocol::IssuerTenant,
     session,
@@ -31,6 +32,7 @@ use crate::{
     audit::{self, AuditEvent, RequestMeta},
     crypto::{SecretKind, random_secret},
     email,
+    limits::{Actor, Class},
     login::mail::Mail,
     oauth::authorize::response_url,
     state::AppState,
@@ -79,6 +81,19 @@ fn email_code_digest(state: &AppState, token: &str, code: &str) -> Vec<u8> {
         SecretKind::LoginLink,
         &format!("email-code\n{token}\n{code}"),
     )
+}
+
+/// Counts a code check (class `code`) against the address and the tenant.
+async fn code_check_allowed(
+    state: &AppState,
+    tenant: &IssuerTenant,
+    meta: &RequestMeta,
+) -> Result<(), Response> {
+    let mut actors = vec![Actor::tenant(tenant.tenant.id.as_str())];
+    actors.extend(meta.ip.map(Actor::ip));
+    limits::enforce(state, Class::Code, &actors)
+        .await
+        .map_err(limits::Limited::page)
 }
 
 fn busy() -> Response {

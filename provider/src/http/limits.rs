@@ -1,0 +1,195 @@
+//! Rate limits at the HTTP surface: which actors each endpoint counts, and the 429 each surface
+//! answers with (`Retry-After` and the IETF `RateLimit-Policy`/`RateLimit` headers, in the
+//! surface's own error format). A store outage on a limit that may not be skipped is a 503.
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderName, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::{client_ip::ClientIp, pages::error_page};
+use crate::{
+    error::{AdminError, OAuthError},
+    limits::{Actor, Class, Decision, Refusal},
+    state::AppState,
+};
+
+/// A request the limiter did not let through.
+#[derive(Debug)]
+pub(in crate::http) struct Limited(Decision);
+
+/// Counts one request of `class` against `actors`.
+pub(in crate::http) async fn enforce(
+    state: &AppState,
+    class: Class,
+    actors: &[Actor],
+) -> Result<(), Limited> {
+    match state.limits.check(class, actors).await {
+        Decision::Allowed => Ok(()),
+        Decision::Refused(refusal) => {
+            crate::monitoring::rate_limited(format!(
+                "{}_{}",
+                refusal.class.name(),
+                refusal.kind.name()
+            ));
+            Err(Limited(Decision::Refused(refusal)))
+        }
+        Decision::Unavailable => Err(Limited(Decision::Unavailable)),
+    }
+}
+
+/// The actors every request of a tenant's endpoint is counted as: its address, its tenant and
+/// everyone.
+pub(super) fn request_actors(ip: Option<&ClientIp>, tenant: &str) -> Vec<Actor> {
+    let mut actors = vec![Actor::tenant(tenant), Actor::global()];
+    if let Some(ClientIp(ip)) = ip {
+        actors.insert(0, Actor::ip(*ip));
+    }
+    actors
+}
+
+/// `Retry-After`, `RateLimit-Policy` and `RateLimit` for a refusal.
+pub(super) fn headers(refusal: &Refusal) -> Vec<(HeaderName, HeaderValue)> {
+    let policy = format!("{}-{}", refusal.class.name(), refusal.kind.name());
+    let values = [
+        ("retry-after", refusal.retry_after.to_string()),
+        (
+            "ratelimit-policy",
+            format!("\"{policy}\";q={};w=60", refusal.limit),
+        ),
+        (
+            "ratelimit",
+            format!("\"{policy}\";r=0;t={}", refusal.retry_after),
+        ),
+    ];
+    values
+        .into_iter()
+        .filter_map(|(name, value)| {
+            Some((
+                HeaderName::from_static(name),
+                HeaderValue::from_str(&value).ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn unavailable_headers() -> Vec<(HeaderName, HeaderValue)> {
+    vec![(
+        HeaderName::from_static("retry-after"),
+        HeaderValue::from_static("5"),
+    )]
+}
+
+impl Limited {
+    pub(in crate::http) fn refused(refusal: Refusal) -> Self {
+        Self(Decision::Refused(refusal))
+    }
+
+    pub(in crate::http) fn unavailable() -> Self {
+        Self(Decision::Unavailable)
+    }
+
+    /// In the OAuth error format (token, introspection, revocation, PAR).
+    pub(in crate::http) fn oauth(self) -> OAuthError {
+        match self.0 {
+            Decision::Refused(refusal) => OAuthError {
+                headers: headers(&refusal),
+                ..OAuthError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    format!("rate limit reached; retry in {} s", refusal.retry_after),
+                )
+            },
+            _ => OAuthError {
+                headers: unavailable_headers(),
+                ..OAuthError::unavailable()
+            },
+        }
+    }
+
+    /// In the admin error format.
+    pub(in crate::http) fn admin(self) -> AdminError {
+        match self.0 {
+            Decision::Refused(refusal) => AdminError {
+                headers: headers(&refusal),
+                ..AdminError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many failed attempts; retry in {} s",
+                        refusal.retry_after
+                    ),
+                )
+            },
+            _ => AdminError {
+                headers: unavailable_headers(),
+                ..AdminError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "a dependency is down; retry shortly",
+                )
+            },
+        }
+    }
+
+    /// As a page (the authorization endpoint and sign-in pages).
+    pub(in crate::http) fn page(self) -> Response {
+        let (status, message, extra) = match self.0 {
+            Decision::Refused(refusal) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many attempts. Try again in {} seconds.",
+                    refusal.retry_after
+                ),
+                headers(&refusal),
+            ),
+            _ => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is busy. Try again shortly.".to_owned(),
+                unavailable_headers(),
+            ),
+        };
+        let mut response = error_page(status, &message).into_response();
+        for (name, value) in extra {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+/// The tenant id in a path shaped `/a/{tenant}/…`.
+fn tenant_of(path: &str) -> &str {
+    path.strip_prefix("/a/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+}
+
+/// Counts every request to the authorization endpoint and sign-in pages (class `authorize`).
+pub(super) async fn pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let actors = request_actors(
+        request.extensions().get::<ClientIp>(),
+        tenant_of(request.uri().path()),
+    );
+    if let Err(limited) = enforce(&state, Class::Authorize, &actors).await {
+        return limited.page();
+    }
+    next.run(request).await
+}
+
+/// Counts every request to the endpoints where clients authenticate (class `token`).
+pub(super) async fn token_endpoints(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let actors = request_actors(
+        request.extensions().get::<ClientIp>(),
+        tenant_of(request.uri().path()),
+    );
+    if let Err(limited) = enforce(&state, Class::Token, &actors).await {
+        return limited.oauth().into_response();
+    }
+    next.run(request).await
+}
