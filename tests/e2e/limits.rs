@@ -65,6 +65,13 @@ async fn token_limits_hold_at_their_ceiling_and_refill() {
     assert_limited(&refused, "token-client", 3);
     assert_eq!(refused.json["error"], "too_many_requests");
     assert_eq!(refused.header("cache-control"), Some("no-store"));
+    // Refusals reach the audit trail sampled: one row a minute per policy, not one per request.
+    let again = token(&s, &tenant.id, "app", &secret).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+    let rows = s.audit_events(&tenant.id, "rate_limit.refused").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["details"]["policy"], "\"token-client\";q=3;w=60");
+    assert_eq!(rows[0]["ip"], "127.0.0.1");
     // Another client is counted on its own.
     assert_eq!(
         token(&s, &tenant.id, "other", &other).await.status,
@@ -307,4 +314,187 @@ async fn a_tenant_can_stop_token_issuance_and_resume_it() {
             .len(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_client_is_refused_everywhere_until_reactivated() {
+    let (w, first, endpoint) = crate::refresh::signed_in(Backend::Sqlite).await;
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = first["refresh_token"].as_str().unwrap().to_owned();
+    let path = format!("/a/{}/admin/clients/{}", w.tenant.id, w.client_id);
+    let set = |status: &'static str| {
+        w.s.send(
+            e2e::reqwest::Method::PATCH,
+            &path,
+            Some(&w.tenant.admin_secret),
+            Some(json!({ "status": status })),
+        )
+    };
+    assert_eq!(set("suspended").await.status, StatusCode::OK);
+    w.s.advance(3); // past the client cache's bound
+
+    // The authorization endpoint: an error page, never a redirect to the client.
+    let (_, challenge) = crate::sign_in::pkce();
+    let page =
+        w.s.http
+            .get(w.authorize_url(&challenge, ""))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    assert!(page.headers().get("location").is_none());
+    // Pushed requests, the token endpoint (refresh), revocation: invalid_client.
+    let client_id = w.client_id.as_str();
+    let par =
+        w.s.form(
+            &format!("{}/par", w.issuer),
+            None,
+            &[("client_id", client_id), ("response_type", "code")],
+        )
+        .await;
+    assert_eq!(par.status, StatusCode::UNAUTHORIZED, "{}", par.text);
+    let refreshed = crate::refresh::refresh(&w, &endpoint, &refresh_token, &[]).await;
+    assert_eq!(refreshed.json["error"], "invalid_client");
+    let revoke =
+        w.s.form(
+            &format!("{}/revoke", w.issuer),
+            None,
+            &[("token", refresh_token.as_str()), ("client_id", client_id)],
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::UNAUTHORIZED);
+    // Its tokens stop working at userinfo.
+    let userinfo =
+        w.s.http
+            .get(format!("{}/userinfo", w.issuer))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "client.suspended")
+            .await
+            .len(),
+        1
+    );
+
+    // Reactivated, its grant carries on: suspension pauses, it does not revoke.
+    assert_eq!(set("active").await.status, StatusCode::OK);
+    w.s.advance(3);
+    let refreshed = crate::refresh::refresh(&w, &endpoint, &refresh_token, &[]).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text);
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "client.reactivated")
+            .await
+            .len(),
+        1
+    );
+}
+
+/// Two real provider processes on one PostgreSQL database and one Redis share one limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_provider_processes_share_one_limit() {
+    let database = e2e::pg::FreshDatabase::create().await;
+    let root = provider::crypto::random_secret();
+    let key = e2e::random_key_b64();
+    let client_id = unique("proc");
+    let dir = tempfile::tempdir().unwrap();
+    let mut processes = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..2 {
+        let port = e2e::binary::free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let env = [
+            ("BIND", bind.as_str()),
+            ("DATABASE_URL", database.url.as_str()),
+            ("ADMIN_SECRET", root.as_str()),
+            ("KEY_ENCRYPTION_KEY", key.as_str()),
+            ("REDIS_URL", REDIS),
+            ("RL_TOKEN_PER_CLIENT", "4"),
+        ];
+        let mut process = e2e::binary::Running::spawn(&["serve"], &env, dir.path());
+        let base = format!("http://{bind}");
+        process
+            .wait_ready(
+                &format!("{base}/readyz"),
+                std::time::Duration::from_secs(60),
+            )
+            .await;
+        processes.push(process);
+        bases.push(base);
+    }
+    let http = reqwest::Client::new();
+    let tenant = unique("t");
+    let created = http
+        .post(format!("{}/admin/tenants", bases[0]))
+        .header("x-admin-secret", &root)
+        .json(&json!({ "id": tenant }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let registered: Value = http
+        .post(format!("{}/a/{tenant}/admin/clients", bases[0]))
+        .header("x-admin-secret", &root)
+        .json(&json!({ "client_id": client_id, "grant_types": ["client_credentials"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = registered["client_secret"].as_str().unwrap().to_owned();
+    let issue = |base: &str| {
+        http.post(format!("{base}/a/{tenant}/token"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    for base in [&bases[0], &bases[1], &bases[0], &bases[1]] {
+        assert_eq!(issue(base).await.unwrap().status(), StatusCode::OK);
+    }
+    let refused = issue(&bases[1]).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused.headers()["ratelimit-policy"],
+        "\"token-client\";q=4;w=60"
+    );
+    assert_eq!(
+        issue(&bases[0]).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    drop(processes);
+}
+
+/// Sending links is limited per address (by digest) as well as by the database's quiet limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magic_links_are_limited_per_address() {
+    use crate::sign_in::{browser, field, location, pkce, world_with};
+    let w = world_with(Backend::Sqlite, &[("RL_LINK_PER_EMAIL", "1")]).await;
+    let (_, challenge) = pkce();
+    let send = |address: &'static str| {
+        let w = &w;
+        let challenge = challenge.clone();
+        async move {
+            let b = browser();
+            let start = b.get(w.authorize_url(&challenge, "")).send().await.unwrap();
+            let login = location(&start);
+            let html = b.get(&login).send().await.unwrap().text().await.unwrap();
+            b.post(&login)
+                .form(&[("email", address), ("csrf", &field(&html, "csrf"))])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send("ada@example.com").await.status(), StatusCode::OK);
+    let refused = send("ada@example.com").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused.headers()["ratelimit-policy"],
+        "\"link-email\";q=1;w=60"
+    );
+    // Any other address, known or not, is counted on its own.
+    assert_eq!(send("nobody@example.com").await.status(), StatusCode::OK);
 }

@@ -645,6 +645,10 @@ mod private_key_jwt {
     }
 
     pub(super) async fn clients_authenticate_with_signed_assertions_once(s: TestServer) {
+        on(&s).await;
+    }
+
+    pub(super) async fn on(s: &TestServer) {
         let t = s.create_tenant().await;
         let (public, signer) = client_key("k1");
         let (client_id, secret) = s
@@ -759,4 +763,17 @@ mod private_key_jwt {
 
 async fn private_key_jwt_clients_authenticate_with_signed_assertions_once(s: TestServer) {
     private_key_jwt::clients_authenticate_with_signed_assertions_once(s).await;
+}
+
+/// With Redis, assertion ids are remembered there (for every replica), not in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_assertions_are_still_single_use() {
+    let env = [("REDIS_URL", "redis://127.0.0.1:6379")];
+    let s = TestServer::start_with(e2e::Backend::Sqlite, &env).await;
+    private_key_jwt::on(&s).await;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM client_assertion_jtis")
+        .fetch_one(s.state.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
 }

@@ -185,15 +185,26 @@ async fn check_assertion(
         &audiences,
         state.clock.unix(),
     )?;
-    let first_use = client_assertions::record_once(
-        state.store.writer(),
-        &tenant.id,
-        &client.client_id,
-        &claims.jti,
-        claims.exp,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    // Each jti once until the assertion expires: in Redis when configured (shared by every
+    // replica; no cache, no authentication), else in the database.
+    let ttl =
+        std::time::Duration::from_secs((claims.exp - state.clock.unix()).max(1).unsigned_abs());
+    let cache_key = format!(
+        "client_assertion:{}:{}:{}",
+        tenant.id, client.client_id, claims.jti
+    );
+    let first_use = match state.limits.first_use(&cache_key, ttl).await {
+        Some(result) => result.map_err(|e| format!("replay cache unavailable: {e}"))?,
+        None => client_assertions::record_once(
+            state.store.writer(),
+            &tenant.id,
+            &client.client_id,
+            &claims.jti,
+            claims.exp,
+        )
+        .await
+        .map_err(|e| e.to_string())?,
+    };
     if first_use {
         Ok(())
     } else {

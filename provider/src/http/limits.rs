@@ -193,3 +193,69 @@ pub(super) async fn token_endpoints(
     }
     next.run(request).await
 }
+
+/// Refusals recorded in the audit trail: at most one per tenant and policy a minute, so a flood
+/// leaves a trace without writing a row per refused request.
+const AUDIT_SAMPLE_MS: i64 = 60_000;
+
+static LAST_RECORDED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, i64>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Whether a refusal under `key` is the first this minute (and so gets an audit row).
+fn sampled(key: String, now_ms: i64) -> bool {
+    let Ok(mut last) = LAST_RECORDED.lock() else {
+        return false;
+    };
+    if last.len() > 10_000 {
+        last.retain(|_, at| now_ms - *at < AUDIT_SAMPLE_MS);
+    }
+    match last.get(&key) {
+        Some(at) if now_ms - at < AUDIT_SAMPLE_MS => false,
+        _ => {
+            last.insert(key, now_ms);
+            true
+        }
+    }
+}
+
+/// Records sampled `rate_limit.refused` rows for the 429s any surface answered.
+pub(super) async fn audit_refusals(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let Ok(meta) =
+        <crate::audit::RequestMeta as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+            &mut parts, &state,
+        )
+        .await;
+    let tenant = shared::TenantId::parse(tenant_of(parts.uri.path())).map_or_else(
+        |_| crate::audit::SYSTEM_TENANT.to_owned(),
+        |t| t.as_str().to_owned(),
+    );
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if response.status() != StatusCode::TOO_MANY_REQUESTS {
+        return response;
+    }
+    let Some(policy) = response
+        .headers()
+        .get("ratelimit-policy")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return response;
+    };
+    let clock = state.clock.as_ref();
+    if sampled(format!("{tenant}\n{policy}"), clock.unix_ms()) {
+        let event = crate::audit::AuditEvent::new("rate_limit.refused")
+            .details(serde_json::json!({ "policy": policy }));
+        let recorded =
+            crate::audit::record(state.store.writer(), clock, &tenant, &meta, event).await;
+        if let Err(err) = recorded {
+            tracing::warn!(error = %err, "could not record rate_limit.refused");
+        }
+    }
+    response
+}

@@ -175,6 +175,10 @@ pub fn app(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(middleware::from_fn(count_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::audit_refusals,
+        ))
         .layer(middleware::from_fn_with_state(state, client_ip::middleware))
         .layer(middleware::from_fn(request_id::middleware));
     if !sentry {
