@@ -59,6 +59,8 @@ pub enum SecretKind {
     AuditChain,
     /// Rate-limit keys derived from email addresses, so limiter state holds no address.
     RateLimitKey,
+    /// Initial access tokens (registration) and registration access tokens (RFC 7592).
+    RegistrationToken,
 }
 
 impl SecretKind {
@@ -76,6 +78,7 @@ impl SecretKind {
             Self::WebSession => b"web-session",
             Self::AuditChain => b"audit-chain",
             Self::RateLimitKey => b"rate-limit-key",
+            Self::RegistrationToken => b"registration-token",
         }
     }
 }

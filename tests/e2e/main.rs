@@ -25,6 +25,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod refresh;
+mod registration;
 mod replicas;
 mod sign_in;
 mod startup;

@@ -16,6 +16,7 @@ mod par;
 mod prometheus;
 mod protocol;
 mod refresh;
+pub(crate) mod register;
 pub mod request_id;
 mod revoke;
 mod session;
@@ -53,7 +54,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 fn cors_routes(state: &AppState) -> Router<AppState> {
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -86,6 +87,14 @@ fn cors_routes(state: &AppState) -> Router<AppState> {
         // jwks_uri
         .route("/a/{tenant}/jwks.json", get(discovery::jwks))
         .merge(client_routes(state))
+        // registration_endpoint (RFC 7591) and client configuration (RFC 7592)
+        .route("/a/{tenant}/register", post(register::register))
+        .route(
+            "/a/{tenant}/register/{client_id}",
+            get(register::read)
+                .put(register::update)
+                .delete(register::delete),
+        )
         .layer(cors)
 }
 

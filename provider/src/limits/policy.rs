@@ -18,6 +18,8 @@ pub enum Class {
     Code,
     /// Failed admin authentications.
     AdminFailure,
+    /// Dynamic client registration.
+    Registration,
 }
 
 impl Class {
@@ -28,6 +30,7 @@ impl Class {
             Self::Link => "link",
             Self::Code => "code",
             Self::AdminFailure => "admin_failure",
+            Self::Registration => "registration",
         }
     }
 
@@ -96,7 +99,7 @@ impl Actor {
 }
 
 /// The default ceilings, per minute, and the variable that sets each.
-const DEFAULTS: [(Class, ActorKind, &str, u32); 12] = [
+const DEFAULTS: [(Class, ActorKind, &str, u32); 14] = [
     (Class::Token, ActorKind::Ip, "RL_TOKEN_PER_IP", 600),
     (Class::Token, ActorKind::Client, "RL_TOKEN_PER_CLIENT", 1200),
     (
@@ -128,6 +131,18 @@ const DEFAULTS: [(Class, ActorKind, &str, u32); 12] = [
         ActorKind::Ip,
         "RL_ADMIN_FAILURES_PER_IP",
         20,
+    ),
+    (
+        Class::Registration,
+        ActorKind::Ip,
+        "RL_REGISTRATION_PER_IP",
+        20,
+    ),
+    (
+        Class::Registration,
+        ActorKind::Tenant,
+        "RL_REGISTRATION_PER_TENANT",
+        600,
     ),
 ];
 

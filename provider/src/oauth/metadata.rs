@@ -23,6 +23,7 @@ pub mod paths {
     pub const AUTHORIZATION: &str = "/authorize";
     pub const PUSHED_AUTHORIZATION: &str = "/par";
     pub const END_SESSION: &str = "/logout";
+    pub const REGISTRATION: &str = "/register";
 }
 
 /// The metadata of the tenant at `issuer`; `require_par` is its RFC 9126 setting.
@@ -39,6 +40,7 @@ pub fn document(issuer: &str, require_par: bool) -> Value {
         "authorization_endpoint": format!("{issuer}{}", paths::AUTHORIZATION),
         "pushed_authorization_request_endpoint": format!("{issuer}{}", paths::PUSHED_AUTHORIZATION),
         "end_session_endpoint": format!("{issuer}{}", paths::END_SESSION),
+        "registration_endpoint": format!("{issuer}{}", paths::REGISTRATION),
         "require_pushed_authorization_requests": require_par,
         "token_endpoint": format!("{issuer}{}", paths::TOKEN),
         "introspection_endpoint": format!("{issuer}{}", paths::INTROSPECTION),

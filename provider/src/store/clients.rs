@@ -211,3 +211,37 @@ pub async fn set_secret_digest<'e>(
     .await?;
     found(result.rows_affected())
 }
+
+/// Sets the digest of the client's RFC 7592 registration access token.
+pub async fn set_registration_token_digest<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    client_id: &str,
+    digest: &[u8],
+) -> StoreResult<()> {
+    let result = sqlx::query(
+        "UPDATE clients SET registration_token_digest = $3 WHERE tenant_id = $1 AND client_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(client_id)
+    .bind(digest)
+    .execute(db)
+    .await?;
+    found(result.rows_affected())
+}
+
+/// The digest of the client's registration access token, if it registered itself.
+pub async fn registration_token_digest<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    client_id: &str,
+) -> StoreResult<Option<Vec<u8>>> {
+    let digest: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+        "SELECT registration_token_digest FROM clients WHERE tenant_id = $1 AND client_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(client_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(digest.flatten())
+}

@@ -261,3 +261,35 @@ pub async fn rotation_schedule<'e>(
         })
         .collect()
 }
+
+/// The tenant's registration policy (`open`, `token` or `closed`) and its initial access
+/// token's digest.
+pub async fn registration<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+) -> StoreResult<Option<(String, Option<Vec<u8>>)>> {
+    let row = sqlx::query_as(
+        "SELECT registration_policy, registration_token_digest FROM tenants WHERE id = $1",
+    )
+    .bind(tenant.as_str())
+    .fetch_optional(db)
+    .await?;
+    Ok(row)
+}
+
+pub async fn set_registration<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    policy: &str,
+    token_digest: Option<&[u8]>,
+) -> StoreResult<()> {
+    let result = sqlx::query(
+        "UPDATE tenants SET registration_policy = $2, registration_token_digest = $3 WHERE id = $1",
+    )
+    .bind(tenant.as_str())
+    .bind(policy)
+    .bind(token_digest)
+    .execute(db)
+    .await?;
+    found(result.rows_affected())
+}

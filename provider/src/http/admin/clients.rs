@@ -201,7 +201,20 @@ pub(super) async fn replace(
     AdminJson(request): AdminJson<ClientMetadataRequest>,
 ) -> Result<Json<Value>, AdminError> {
     let tenant = &admin.tenant.id;
-    let mut client = load(&state, tenant, &client_id).await?;
+    let client = load(&state, tenant, &client_id).await?;
+    let (client, new_secret_value) = replace_client(&state, tenant, &meta, client, request).await?;
+    Ok(Json(with_secret(view(&client), new_secret_value)))
+}
+
+/// Replaces a client's metadata (RFC 7591 rules); a client that starts using a secret gets one,
+/// returned here once, and one that stops loses it.
+pub(crate) async fn replace_client(
+    state: &AppState,
+    tenant: &TenantId,
+    meta: &RequestMeta,
+    mut client: Client,
+    request: ClientMetadataRequest,
+) -> Result<(Client, Option<String>), AdminError> {
     if client.status == ClientStatus::Revoked {
         return Err(AdminError::conflict(
             "client_revoked",
@@ -213,7 +226,7 @@ pub(super) async fn replace(
     if !metadata.uses_client_secret() {
         client.secret_digest = None;
     } else if client.secret_digest.is_none()
-        && let Some((secret, digest)) = new_secret(&state, &metadata)
+        && let Some((secret, digest)) = new_secret(state, &metadata)
     {
         client.secret_digest = Some(digest);
         new_secret_value = Some(secret);
@@ -226,17 +239,10 @@ pub(super) async fn replace(
     let event = AuditEvent::new("client.updated")
         .client(&client.client_id)
         .details(json!({ "metadata": client.metadata }));
-    audit::record(
-        &mut *tx,
-        state.clock.as_ref(),
-        tenant.as_str(),
-        &meta,
-        event,
-    )
-    .await?;
+    audit::record(&mut *tx, state.clock.as_ref(), tenant.as_str(), meta, event).await?;
     store::commit(tx).await?;
     state.forget_client(tenant, &client.client_id);
-    Ok(Json(with_secret(view(&client), new_secret_value)))
+    Ok((client, new_secret_value))
 }
 
 /// `{"status": "active" | "suspended" | "revoked"}`. Revocation is final.

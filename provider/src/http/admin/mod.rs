@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod clients;
 mod keys;
+mod registration;
 mod sessions;
 pub(crate) mod tenants;
 mod users;
@@ -20,7 +21,7 @@ use serde::Deserialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use auth::{RootAdmin, TenantAdmin};
-pub(crate) use clients::create_client;
+pub(crate) use clients::{create_client, replace_client};
 
 use crate::{error::AdminError, state::AppState};
 
@@ -55,6 +56,10 @@ pub fn routes() -> Router<AppState> {
             get(users::get).patch(users::update),
         )
         .route("/a/{tenant}/admin/audit", get(audit::list))
+        .route(
+            "/a/{tenant}/admin/registration",
+            post(registration::set_policy),
+        )
         .route("/a/{tenant}/admin/audit/export", get(audit::export))
         .route("/a/{tenant}/admin/keys", get(keys::list).post(keys::stage))
         .route("/a/{tenant}/admin/keys/revoke", post(keys::revoke))
