@@ -461,3 +461,77 @@ both_backends!(
     lifetimes_scope_narrowing_and_client_binding,
     clients_without_the_refresh_grant_get_no_refresh_token,
 );
+
+/// RFC 8707 at every step: the resource granted at authorization is the audience; the token
+/// request may narrow to it (a pathless resource matches with or without its trailing slash),
+/// never widen; refresh the same.
+async fn resources_are_checked_at_every_step(backend: Backend) {
+    let mut w = world(backend).await;
+    let (client_id, _) =
+        w.s.create_client(
+            &w.tenant,
+            json!({
+                "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none",
+                "scope": "openid email profile offline_access",
+            }),
+        )
+        .await;
+    w.client_id = client_id;
+    let (verifier, challenge) = pkce();
+    let resource = "https://mcp.example.com";
+    let extra = format!(
+        "&resource={}",
+        url::form_urlencoded::byte_serialize(resource.as_bytes()).collect::<String>()
+    );
+    let code = w.sign_in_with(&browser(), &challenge, &extra).await;
+    let endpoint = format!("{}/token", w.issuer);
+    let exchange = |resource: &'static str| {
+        let (w, code, verifier, endpoint) = (&w, code.clone(), verifier.clone(), endpoint.clone());
+        async move {
+            let mut form = vec![
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier.as_str()),
+                ("client_id", w.client_id.as_str()),
+            ];
+            if !resource.is_empty() {
+                form.push(("resource", resource));
+            }
+            w.s.form(&endpoint, None, &form).await
+        }
+    };
+    // Outside the grant: invalid_target, and the code is not spent.
+    let outside = exchange("https://other.example.com/").await;
+    assert_eq!(outside.json["error"], "invalid_target", "{}", outside.text);
+    let tokens = exchange("https://mcp.example.com/").await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    let (_, claims) = e2e::jwt::parts(tokens.json["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://mcp.example.com/");
+    let refresh_token = field(&tokens.json, "refresh_token");
+    let wider = refresh(
+        &w,
+        &endpoint,
+        &refresh_token,
+        &[("resource", "https://other.example.com")],
+    )
+    .await;
+    assert_eq!(wider.json["error"], "invalid_target");
+    let same = refresh(
+        &w,
+        &endpoint,
+        &refresh_token,
+        &[("resource", "https://mcp.example.com")],
+    )
+    .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.text);
+    let (_, claims) = e2e::jwt::parts(same.json["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://mcp.example.com");
+}
+
+mod resources {
+    e2e::both_backends!(resources_are_checked_at_every_step);
+    use super::resources_are_checked_at_every_step;
+}

@@ -241,6 +241,11 @@ async fn tenants_choose_open_token_or_closed_registration(s: TestServer) {
     assert_eq!(policy("closed").await.status, StatusCode::OK);
     let closed = register(&s, &tenant.id, Some(&again), body.clone()).await;
     assert_eq!(closed.status, StatusCode::FORBIDDEN);
+    let doc = s.discover(&tenant.id).await;
+    assert!(
+        doc.get("registration_endpoint").is_none(),
+        "not advertised while closed"
+    );
     assert_eq!(policy("sometimes").await.status, StatusCode::BAD_REQUEST);
     assert_eq!(policy("open").await.status, StatusCode::OK);
     assert_eq!(

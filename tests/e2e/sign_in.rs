@@ -113,8 +113,19 @@ impl World {
         challenge: &str,
         email: &str,
     ) -> (String, String) {
+        self.ask_for_link_with(browser, challenge, email, "").await
+    }
+
+    /// `ask_for_link` with `extra` appended to the authorization request.
+    pub(crate) async fn ask_for_link_with(
+        &self,
+        browser: &Client,
+        challenge: &str,
+        email: &str,
+        extra: &str,
+    ) -> (String, String) {
         let start = browser
-            .get(self.authorize_url(challenge, ""))
+            .get(self.authorize_url(challenge, extra))
             .send()
             .await
             .unwrap();
@@ -158,8 +169,18 @@ impl World {
     }
 
     pub(crate) async fn sign_in(&self, browser: &Client, challenge: &str) -> String {
+        self.sign_in_with(browser, challenge, "").await
+    }
+
+    /// `sign_in` with `extra` appended to the authorization request.
+    pub(crate) async fn sign_in_with(
+        &self,
+        browser: &Client,
+        challenge: &str,
+        extra: &str,
+    ) -> String {
         let n = self.mail.messages_to("ada@example.com").len() + 1;
-        self.ask_for_link(browser, challenge, "Ada@Example.com")
+        self.ask_for_link_with(browser, challenge, "Ada@Example.com", extra)
             .await;
         let link = self.link(n).await;
         let done = self.open_and_confirm(browser, &link).await;

@@ -22,7 +22,11 @@ fn cacheable(body: serde_json::Value, max_age: i64) -> Response {
 /// Metadata changes only with a release, so caches may keep it as long as JWKS.
 pub(super) async fn metadata(tenant: IssuerTenant) -> Response {
     cacheable(
-        metadata::document(&tenant.issuer, tenant.tenant.require_par),
+        metadata::document(
+            &tenant.issuer,
+            tenant.tenant.require_par,
+            tenant.tenant.registration_policy != "closed",
+        ),
         PUBLISH_WINDOW,
     )
 }

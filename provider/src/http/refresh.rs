@@ -149,18 +149,9 @@ pub(super) async fn refresh_grant(
     let requested = resource::check(&params.all("resource")).map_err(|why| {
         OAuthError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_target", why)
     })?;
-    if let Some(outside) = requested.iter().find(|r| !family_resources.contains(r)) {
-        return Err(OAuthError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_target",
-            format!("resource {outside} was not granted"),
-        ));
-    }
-    let resources = if requested.is_empty() {
-        family_resources
-    } else {
-        requested
-    };
+    let resources = resource::narrow(requested, &family_resources).map_err(|why| {
+        OAuthError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_target", why)
+    })?;
     let user = users::get(state.store.reader(), id, &family.user_id).await?;
     if !user.is_some_and(|u| u.status == users::UserStatus::Active) {
         return Err(invalid_grant("the user can no longer sign in"));

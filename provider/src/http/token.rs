@@ -247,6 +247,13 @@ async fn authorization_code(
         return Err(invalid_grant("the user can no longer sign in"));
     };
 
+    // RFC 8707 §2.2: the token request may narrow the audience to granted resources.
+    let stored_resources: Vec<String> = serde_json::from_str(&stored.resources).unwrap_or_default();
+    let requested = resource::check(&params.all("resource"))
+        .map_err(|why| OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", why))?;
+    let resources = resource::narrow(requested, &stored_resources)
+        .map_err(|why| OAuthError::new(StatusCode::BAD_REQUEST, "invalid_target", why))?;
+
     let jti = tokens::new_jti();
     let ttl = client
         .metadata
@@ -260,8 +267,6 @@ async fn authorization_code(
         });
     }
     let scope: Vec<String> = stored.scope.split_whitespace().map(str::to_owned).collect();
-    let stored_resources: Vec<String> = serde_json::from_str(&stored.resources).unwrap_or_default();
-    let resources = stored_resources.clone();
     let audience = if resources.is_empty() {
         vec![tenant.issuer.clone()]
     } else {

@@ -26,21 +26,21 @@ pub mod paths {
     pub const REGISTRATION: &str = "/register";
 }
 
-/// The metadata of the tenant at `issuer`; `require_par` is its RFC 9126 setting.
-pub fn document(issuer: &str, require_par: bool) -> Value {
+/// The metadata of the tenant at `issuer`; `require_par` is its RFC 9126 setting, and
+/// `registration_open` whether it takes dynamic registrations (else no `registration_endpoint`).
+pub fn document(issuer: &str, require_par: bool, registration_open: bool) -> Value {
     let algs: Vec<&str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
     let confidential: Vec<&str> = CLIENT_AUTH_METHODS
         .iter()
         .copied()
         .filter(|m| *m != "none")
         .collect();
-    json!({
+    let mut doc = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}{}", paths::JWKS),
         "authorization_endpoint": format!("{issuer}{}", paths::AUTHORIZATION),
         "pushed_authorization_request_endpoint": format!("{issuer}{}", paths::PUSHED_AUTHORIZATION),
         "end_session_endpoint": format!("{issuer}{}", paths::END_SESSION),
-        "registration_endpoint": format!("{issuer}{}", paths::REGISTRATION),
         "require_pushed_authorization_requests": require_par,
         "token_endpoint": format!("{issuer}{}", paths::TOKEN),
         "introspection_endpoint": format!("{issuer}{}", paths::INTROSPECTION),
@@ -62,5 +62,9 @@ pub fn document(issuer: &str, require_par: bool) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "access_token_signing_alg_values_supported": algs,
-    })
+    });
+    if registration_open {
+        doc["registration_endpoint"] = format!("{issuer}{}", paths::REGISTRATION).into();
+    }
+    doc
 }

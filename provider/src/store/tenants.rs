@@ -36,6 +36,8 @@ pub struct Tenant {
     pub audit_retention_days: i64,
     /// Whether token issuance is stopped (an abuse control).
     pub issuance_paused: bool,
+    /// Dynamic registration: `open`, `token` or `closed`.
+    pub registration_policy: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -65,6 +67,7 @@ struct TenantRow {
     require_offline_access: i64,
     audit_retention_days: i64,
     issuance_paused: i64,
+    registration_policy: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -91,6 +94,7 @@ impl TryFrom<TenantRow> for Tenant {
             require_offline_access: row.require_offline_access != 0,
             audit_retention_days: row.audit_retention_days,
             issuance_paused: row.issuance_paused != 0,
+            registration_policy: row.registration_policy,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -101,7 +105,8 @@ const COLUMNS: &str = "id, display_name, allowed_email_domains, access_token_ttl
                        key_rotation_secs, self_signup, pkce_required_for_confidential, \
                        require_email_code, require_par, refresh_idle_secs, \
                        refresh_absolute_secs, refresh_grace_secs, require_offline_access, \
-                       audit_retention_days, issuance_paused, created_at, updated_at";
+                       audit_retention_days, issuance_paused, registration_policy, \
+                       created_at, updated_at";
 
 fn domains_json(tenant: &Tenant) -> String {
     serde_json::Value::from(tenant.allowed_email_domains.clone()).to_string()

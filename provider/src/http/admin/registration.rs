@@ -45,6 +45,7 @@ pub(super) async fn set_policy(
         AuditEvent::new("tenant.registration_changed").details(json!({ "policy": request.policy }));
     audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), &meta, event).await?;
     store::commit(tx).await?;
+    state.tenants.forget(id);
     let mut body = json!({ "policy": request.policy });
     if let Some(token) = token {
         body["initial_access_token"] = token.into();

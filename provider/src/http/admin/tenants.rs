@@ -145,6 +145,7 @@ pub(crate) async fn create_tenant(
         require_offline_access: false,
         audit_retention_days: tenants::DEFAULT_AUDIT_RETENTION_DAYS,
         issuance_paused: false,
+        registration_policy: "open".to_owned(),
         created_at: now,
         updated_at: now,
     };
