@@ -169,6 +169,9 @@ pub struct Config {
     pub rate_limits: crate::limits::Policies,
     /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`: addresses or CIDR ranges).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Test-only: hosts whose client metadata documents may be fetched from private addresses
+    /// and over plain http (`CLIENT_METADATA_ALLOW_HOSTS`).
+    pub client_metadata_allow_hosts: Vec<String>,
     /// Dev mode (`serve --dev`): seeds the demo tenant and keeps mail in an outbox folder.
     pub dev: bool,
 }
@@ -244,6 +247,14 @@ impl Config {
             .map(|raw| parse_trusted_proxies(&raw))
             .transpose()?
             .unwrap_or_default();
+        let client_metadata_allow_hosts = get("CLIENT_METADATA_ALLOW_HOSTS")
+            .map(|raw| {
+                raw.split(',')
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Self {
             bind,
             public_url,
@@ -257,6 +268,7 @@ impl Config {
             log_format,
             rate_limits,
             trusted_proxies,
+            client_metadata_allow_hosts,
             dev,
         })
     }

@@ -3,12 +3,14 @@
 
 pub mod audit;
 pub mod cache;
+pub mod client_documents;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod dev;
 pub mod email;
 pub mod error;
+pub mod fetch;
 pub mod http;
 pub mod keys;
 pub mod limits;

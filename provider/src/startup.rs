@@ -62,6 +62,9 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         clock.clone(),
         redis.clone(),
     ));
+    let fetcher = crate::fetch::Fetcher::new(config.client_metadata_allow_hosts.clone())
+        .context("the HTTP client for client metadata documents")?;
+    let documents = Arc::new(crate::client_documents::ClientDocuments::new(fetcher));
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -73,6 +76,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         redis,
         mail,
         limits,
+        documents,
         tenants: Arc::default(),
         clients: Arc::default(),
     })

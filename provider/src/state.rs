@@ -33,6 +33,8 @@ pub struct AppState {
     /// Queues and sends sign-in mail; `None` when neither SMTP nor dev mode is configured.
     pub mail: Option<Mailer>,
     pub limits: Arc<crate::limits::Limiter>,
+    /// Clients known by their metadata document's URL.
+    pub documents: Arc<crate::client_documents::ClientDocuments>,
     pub tenants: Arc<Cache<TenantId, Tenant>>,
     pub clients: Arc<Cache<(TenantId, String), Client>>,
 }
@@ -61,8 +63,18 @@ impl AppState {
         let client = clients::get(self.store.reader(), tenant, client_id).await?;
         if let Some(client) = &client {
             self.clients.put(key, client.clone(), now);
+            return Ok(Some(client.clone()));
         }
-        Ok(client)
+        // A URL names a client metadata document, unless the tenant takes no registrations.
+        if crate::oauth::metadata_document::is_document_url(client_id)
+            && self
+                .tenant(tenant)
+                .await?
+                .is_some_and(|t| t.registration_policy != "closed")
+        {
+            return Ok(self.documents.client(client_id, now).await);
+        }
+        Ok(None)
     }
 
     /// Drops a changed client from this process's cache.

@@ -23,6 +23,7 @@ mod jwt_refusals;
 mod keys;
 mod limits;
 mod logs;
+mod metadata_documents;
 mod metrics;
 mod refresh;
 mod registration;

@@ -65,6 +65,7 @@ pub fn document(issuer: &str, require_par: bool, registration_open: bool) -> Val
     });
     if registration_open {
         doc["registration_endpoint"] = format!("{issuer}{}", paths::REGISTRATION).into();
+        doc["client_id_metadata_document_supported"] = true.into();
     }
     doc
 }

@@ -7,6 +7,7 @@ pub mod client_metadata;
 pub mod dpop;
 pub mod id_token;
 pub mod metadata;
+pub mod metadata_document;
 pub mod params;
 pub mod redirect_uri;
 pub mod resource;
