@@ -200,6 +200,8 @@ async fn registrations_are_checked_like_rfc_7591_says(s: TestServer) {
         "client_secret_basic"
     );
     assert_eq!(web.json["client_secret"].as_str().unwrap().len(), 43);
+    // Registered without a scope: the default set, so an MCP client can ask for it later.
+    assert_eq!(web.json["scope"], "openid profile email offline_access");
 }
 
 async fn tenants_choose_open_token_or_closed_registration(s: TestServer) {

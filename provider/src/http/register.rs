@@ -167,6 +167,7 @@ pub(super) async fn register(
     let Some(request) = parse_metadata(&body) else {
         return not_metadata();
     };
+    let request = request.with_default_scope();
     let (client, secret) = match create_client(&state, id, &meta, None, false, request).await {
         Ok(created) => created,
         Err(err) => return from_admin(err),
@@ -260,6 +261,7 @@ pub(super) async fn update(
     let Some(request) = parse_metadata(&body) else {
         return not_metadata();
     };
+    let request = request.with_default_scope();
     let id = &tenant.tenant.id;
     match replace_client(&state, id, &meta, client, request).await {
         Ok((client, secret)) => {

@@ -52,6 +52,19 @@ pub struct ClientMetadataRequest {
     pub refresh_grace_secs: Option<i64>,
 }
 
+/// The scope a self-registered client (dynamic registration or metadata document) gets when it
+/// names none: MCP clients often register without one and ask for scopes later.
+pub const SELF_REGISTERED_DEFAULT_SCOPE: &str = "openid profile email offline_access";
+
+impl ClientMetadataRequest {
+    /// Gives a self-registered client the default scope when it named none.
+    pub fn with_default_scope(mut self) -> Self {
+        self.scope
+            .get_or_insert_with(|| SELF_REGISTERED_DEFAULT_SCOPE.to_owned());
+        self
+    }
+}
+
 /// Bounds of a per-client token lifetime, in seconds.
 pub const TOKEN_TTL_RANGE: std::ops::RangeInclusive<i64> =
     60..=crate::keys::lifecycle::MAX_TOKEN_TTL;

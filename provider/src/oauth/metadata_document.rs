@@ -35,7 +35,10 @@ pub fn client_from(url: &str, document: Value, now: i64) -> Result<Client, Strin
     }
     let request: ClientMetadataRequest =
         serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())?;
-    let metadata = request.validate().map_err(|e| e.to_string())?;
+    let metadata = request
+        .with_default_scope()
+        .validate()
+        .map_err(|e| e.to_string())?;
     Ok(Client {
         client_id: url.to_owned(),
         secret_digest: None,
