@@ -3,12 +3,18 @@
 //! dangerous is refused. The documents are served by a server on loopback, which only the
 //! test-only allowlist lets the provider reach.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
 use axum::{Json, Router, http::header, response::IntoResponse, routing::get};
 use e2e::{Backend, TestServer, reqwest::StatusCode};
 use serde_json::json;
 
-/// Serves good and bad documents; returns the base URL.
-async fn documents() -> String {
+/// Serves good and bad documents; returns the base URL and how often `/counted.json` (a 404)
+/// was asked for.
+async fn documents() -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let id = |path: &str| format!("{base}{path}");
@@ -22,7 +28,16 @@ async fn documents() -> String {
     let wrong = json!({ "client_id": id("/elsewhere.json"), "redirect_uris": ["http://127.0.0.1:9/cb"], "application_type": "native" });
     let secret = json!({ "client_id": id("/secret.json"), "client_secret": "x", "redirect_uris": ["http://127.0.0.1:9/cb"], "application_type": "native" });
     let big = json!({ "client_id": id("/big.json"), "client_name": "x".repeat(6000) });
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
     let app = Router::new()
+        .route(
+            "/counted.json",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { StatusCode::NOT_FOUND }
+            }),
+        )
         .route(
             "/oauth/client.json",
             get(move || async move { ([(header::CACHE_CONTROL, "max-age=600")], Json(good)) }),
@@ -37,7 +52,7 @@ async fn documents() -> String {
             }),
         );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    base
+    (base, hits)
 }
 
 async fn authorize(s: &TestServer, tenant: &str, client_id: &str) -> e2e::reqwest::Response {
@@ -60,7 +75,7 @@ async fn authorize(s: &TestServer, tenant: &str, client_id: &str) -> e2e::reqwes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_url_client_id_is_fetched_checked_and_guarded() {
-    let base = documents().await;
+    let (base, hits) = documents().await;
     let s = TestServer::start_with(
         Backend::Sqlite,
         &[("CLIENT_METADATA_ALLOW_HOSTS", "127.0.0.1")],
@@ -90,6 +105,19 @@ async fn a_url_client_id_is_fetched_checked_and_guarded() {
             "{bad}: never redirected"
         );
     }
+
+    // A URL that failed is not fetched again for a minute.
+    let counted = format!("{base}/counted.json");
+    for _ in 0..3 {
+        assert_eq!(
+            authorize(&s, &tenant.id, &counted).await.status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    s.advance(61);
+    authorize(&s, &tenant.id, &counted).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
 
     // Without the allowlist, a loopback address is never fetched.
     let guarded = TestServer::start(Backend::Sqlite).await;
