@@ -25,6 +25,7 @@ mod limits;
 mod logs;
 mod metadata_documents;
 mod metrics;
+mod protected_resource;
 mod refresh;
 mod registration;
 mod replicas;
