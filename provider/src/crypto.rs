@@ -231,7 +231,8 @@ impl Keyring {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, for digests that end up in keys, files and URLs.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

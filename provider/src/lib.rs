@@ -18,6 +18,7 @@ pub mod login;
 pub mod maintenance;
 pub mod monitoring;
 pub mod oauth;
+pub mod redis_conn;
 pub mod reporting;
 pub mod rewrap;
 pub mod startup;

@@ -5,9 +5,8 @@ use e2e::{Backend, both_backends, json, reqwest::StatusCode};
 
 use crate::sign_in::{REDIRECT, World, browser, pkce, world};
 
-/// A world whose client may refresh, signed in once: the world, the first token response and
-/// the token endpoint.
-pub(crate) async fn signed_in(backend: Backend) -> (World, serde_json::Value, String) {
+/// A world whose client is public and may refresh.
+async fn refreshing_world(backend: Backend) -> World {
     let mut w = world(backend).await;
     let (client_id, _) =
         w.s.create_client(
@@ -21,6 +20,13 @@ pub(crate) async fn signed_in(backend: Backend) -> (World, serde_json::Value, St
         )
         .await;
     w.client_id = client_id;
+    w
+}
+
+/// A world whose client may refresh, signed in once: the world, the first token response and
+/// the token endpoint.
+pub(crate) async fn signed_in(backend: Backend) -> (World, serde_json::Value, String) {
+    let w = refreshing_world(backend).await;
     let (verifier, challenge) = pkce();
     let code = w.sign_in(&browser(), &challenge).await;
     let first = w.redeem(&code, &verifier).await;
@@ -466,19 +472,7 @@ both_backends!(
 /// request may narrow to it (a pathless resource matches with or without its trailing slash),
 /// never widen; refresh the same.
 async fn resources_are_checked_at_every_step(backend: Backend) {
-    let mut w = world(backend).await;
-    let (client_id, _) =
-        w.s.create_client(
-            &w.tenant,
-            json!({
-                "redirect_uris": [REDIRECT],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "token_endpoint_auth_method": "none",
-                "scope": "openid email profile offline_access",
-            }),
-        )
-        .await;
-    w.client_id = client_id;
+    let w = refreshing_world(backend).await;
     let (verifier, challenge) = pkce();
     let resource = "https://mcp.example.com";
     let extra = format!(

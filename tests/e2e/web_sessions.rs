@@ -43,8 +43,7 @@ fn session_cookie(jar: &Jar, w: &World) -> Option<String> {
 /// Where a session record lives in Redis: under the keyed digest of the cookie's id.
 fn redis_key(w: &World, cookie: &str) -> String {
     let digest = w.s.state.digester.digest(SecretKind::WebSession, cookie);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("web_session:{hex}")
+    format!("web_session:{}", provider::crypto::hex(&digest))
 }
 
 async fn stored_records(w: &World) -> Vec<(Vec<u8>, String)> {

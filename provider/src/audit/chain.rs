@@ -45,11 +45,7 @@ pub fn link_hash(
         row.details,
     ])
     .to_string();
-    hex(&digester.digest(SecretKind::AuditChain, &content))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::crypto::hex(&digester.digest(SecretKind::AuditChain, &content))
 }
 
 /// Seals the tenant's pending rows; returns how many.

@@ -143,8 +143,5 @@ pub(super) async fn proof(
 
 fn hex_sha256(text: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::hex(&sha2::Sha256::digest(text.as_bytes()))
 }

@@ -159,18 +159,11 @@ impl Limited {
     }
 }
 
-/// The tenant id in a path shaped `/a/{tenant}/…`.
-fn tenant_of(path: &str) -> &str {
-    path.strip_prefix("/a/")
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("")
-}
-
 /// Counts every request to the authorization endpoint and sign-in pages (class `authorize`).
 pub(super) async fn pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let actors = request_actors(
         request.extensions().get::<ClientIp>(),
-        tenant_of(request.uri().path()),
+        super::route_tenant(&request),
     );
     if let Err(limited) = enforce(&state, Class::Authorize, &actors).await {
         return limited.page();
@@ -186,7 +179,7 @@ pub(super) async fn token_endpoints(
 ) -> Response {
     let actors = request_actors(
         request.extensions().get::<ClientIp>(),
-        tenant_of(request.uri().path()),
+        super::route_tenant(&request),
     );
     if let Err(limited) = enforce(&state, Class::Token, &actors).await {
         return limited.oauth().into_response();
@@ -225,16 +218,16 @@ pub(super) async fn audit_refusals(
     request: Request,
     next: Next,
 ) -> Response {
+    let tenant = shared::TenantId::parse(super::route_tenant(&request)).map_or_else(
+        |_| crate::audit::SYSTEM_TENANT.to_owned(),
+        |t| t.as_str().to_owned(),
+    );
     let (mut parts, body) = request.into_parts();
     let Ok(meta) =
         <crate::audit::RequestMeta as axum::extract::FromRequestParts<AppState>>::from_request_parts(
             &mut parts, &state,
         )
         .await;
-    let tenant = shared::TenantId::parse(tenant_of(parts.uri.path())).map_or_else(
-        |_| crate::audit::SYSTEM_TENANT.to_owned(),
-        |t| t.as_str().to_owned(),
-    );
     let response = next.run(Request::from_parts(parts, body)).await;
     if response.status() != StatusCode::TOO_MANY_REQUESTS {
         return response;

@@ -219,6 +219,19 @@ async fn count_request(request: Request, next: middleware::Next) -> Response {
     response
 }
 
+/// The tenant of a request: the path segment where its route template says `{tenant}`.
+pub(super) fn route_tenant(request: &Request) -> &str {
+    let Some(route) = request.extensions().get::<MatchedPath>() else {
+        return "";
+    };
+    route
+        .as_str()
+        .split('/')
+        .position(|part| part == "{tenant}")
+        .and_then(|at| request.uri().path().split('/').nth(at))
+        .unwrap_or("")
+}
+
 /// The span of one request: method, route template, request id and tenant. Never the query
 /// string, which can carry codes and tokens.
 fn request_span(request: &Request) -> tracing::Span {
@@ -230,12 +243,7 @@ fn request_span(request: &Request) -> tracing::Span {
         .extensions()
         .get::<request_id::RequestId>()
         .map_or("", |id| id.0.as_str());
-    // The tenant is the path segment where the template says `{tenant}`.
-    let tenant = route
-        .split('/')
-        .position(|part| part == "{tenant}")
-        .and_then(|at| request.uri().path().split('/').nth(at))
-        .unwrap_or("");
+    let tenant = route_tenant(request);
     tracing::info_span!("request", method = %request.method(), route, request_id, tenant)
 }
 

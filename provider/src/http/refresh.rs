@@ -30,7 +30,7 @@ fn invalid_grant(description: &str) -> OAuthError {
 }
 
 fn response_aad(tenant: &TenantId, digest: &[u8]) -> Vec<u8> {
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::crypto::hex(digest);
     format!("refresh-response:{tenant}:{hex}").into_bytes()
 }
 

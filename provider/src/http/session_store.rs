@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redis::{AsyncCommands, aio::ConnectionManager};
-use tokio::sync::OnceCell;
+use redis::AsyncCommands;
 use tower_sessions::{
     SessionStore,
     session::{Id, Record},
@@ -16,6 +15,7 @@ use tower_sessions::{
 use crate::{
     clock::Clock,
     crypto::{SecretDigester, SecretKind},
+    redis_conn::SharedRedis,
     store::{Store, web_sessions},
 };
 
@@ -26,23 +26,10 @@ pub(crate) struct WebSessionStore {
     backend: Backend,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 enum Backend {
     Database(Store),
-    Redis {
-        client: redis::Client,
-        /// Connected on first use, so start-up does not wait on Redis; reconnects by itself.
-        connection: Arc<OnceCell<ConnectionManager>>,
-    },
-}
-
-impl std::fmt::Debug for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Database(_) => "Database",
-            Self::Redis { .. } => "Redis",
-        })
-    }
+    Redis(SharedRedis),
 }
 
 impl WebSessionStore {
@@ -53,10 +40,7 @@ impl WebSessionStore {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let backend = match redis {
-            Some(client) => Backend::Redis {
-                client,
-                connection: Arc::new(OnceCell::new()),
-            },
+            Some(client) => Backend::Redis(SharedRedis::new(client)),
             None => Backend::Database(store),
         };
         Self {
@@ -92,14 +76,14 @@ impl WebSessionStore {
                 };
                 written.map_err(backend_error)
             }
-            Backend::Redis { .. } => {
+            Backend::Redis(redis) => {
                 let ttl = (expires_at - self.clock.unix()).max(1);
                 let mut options = redis::SetOptions::default()
                     .with_expiration(redis::SetExpiry::EX(ttl.unsigned_abs()));
                 if only_new {
                     options = options.conditional_set(redis::ExistenceCheck::NX);
                 }
-                let mut connection = self.redis().await?;
+                let mut connection = redis.connection().await.map_err(backend_error)?;
                 let reply: Option<String> = connection
                     .set_options(redis_key(&key), data, options)
                     .await
@@ -107,17 +91,6 @@ impl WebSessionStore {
                 Ok(reply.is_some())
             }
         }
-    }
-
-    async fn redis(&self) -> Result<ConnectionManager> {
-        let Backend::Redis { client, connection } = &self.backend else {
-            return Err(Error::Backend("not a Redis store".to_owned()));
-        };
-        connection
-            .get_or_try_init(|| ConnectionManager::new(client.clone()))
-            .await
-            .cloned()
-            .map_err(backend_error)
     }
 }
 
@@ -129,8 +102,7 @@ struct Stored {
 }
 
 fn redis_key(digest: &[u8]) -> String {
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("web_session:{hex}")
+    format!("web_session:{}", crate::crypto::hex(digest))
 }
 
 fn backend_error(err: impl std::fmt::Display) -> Error {
@@ -157,8 +129,8 @@ impl SessionStore for WebSessionStore {
             Backend::Database(store) => web_sessions::load(store.reader(), &key, self.clock.unix())
                 .await
                 .map_err(backend_error)?,
-            Backend::Redis { .. } => {
-                let mut connection = self.redis().await?;
+            Backend::Redis(redis) => {
+                let mut connection = redis.connection().await.map_err(backend_error)?;
                 connection
                     .get(redis_key(&key))
                     .await
@@ -185,8 +157,8 @@ impl SessionStore for WebSessionStore {
             Backend::Database(store) => web_sessions::delete(store.writer(), &key)
                 .await
                 .map_err(backend_error),
-            Backend::Redis { .. } => {
-                let mut connection = self.redis().await?;
+            Backend::Redis(redis) => {
+                let mut connection = redis.connection().await.map_err(backend_error)?;
                 let _: i64 = connection
                     .del(redis_key(&key))
                     .await

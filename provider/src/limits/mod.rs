@@ -17,12 +17,10 @@ use governor::{
     Quota, RateLimiter, clock::Clock as GovernorClock, middleware::NoOpMiddleware, nanos::Nanos,
     state::keyed::DefaultKeyedStateStore,
 };
-use redis::aio::ConnectionManager;
-use tokio::sync::OnceCell;
 
 pub use policy::{Actor, ActorKind, Class, Policies};
 
-use crate::clock::Clock;
+use crate::{clock::Clock, redis_conn::SharedRedis};
 
 /// A request over a limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,30 +76,13 @@ pub struct Limiter {
     redis: Option<SharedRedis>,
 }
 
-#[derive(Clone)]
-struct SharedRedis {
-    client: redis::Client,
-    connection: Arc<OnceCell<ConnectionManager>>,
-}
-
-impl std::fmt::Debug for SharedRedis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SharedRedis")
-    }
-}
-
-impl SharedRedis {
-    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        // Each attempt is bounded, so a Redis that is down answers quickly with an error.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_millis(500))
-            .set_response_timeout(Duration::from_millis(500))
-            .set_number_of_retries(1);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
-    }
+fn block_key(class: Class, actor: &Actor) -> String {
+    format!(
+        "rl:block:{}:{}:{}",
+        class.name(),
+        actor.kind.name(),
+        actor.key
+    )
 }
 
 /// Counts every key in order; stops at the first over its ceiling and answers its index (from
@@ -124,10 +105,7 @@ impl Limiter {
             clock,
             local: Mutex::default(),
             blocked: Mutex::default(),
-            redis: redis.map(|client| SharedRedis {
-                client,
-                connection: Arc::new(OnceCell::new()),
-            }),
+            redis: redis.map(SharedRedis::new),
         }
     }
 
@@ -231,12 +209,7 @@ impl Limiter {
 
     /// Whether `actor` is blocked after too many failures of `class` (seconds left).
     pub async fn blocked(&self, class: Class, actor: &Actor) -> Result<Option<u64>, ()> {
-        let key = format!(
-            "rl:block:{}:{}:{}",
-            class.name(),
-            actor.kind.name(),
-            actor.key
-        );
+        let key = block_key(class, actor);
         if let Some(redis) = &self.redis {
             let mut connection = redis.connection().await.map_err(|_| ())?;
             let ttl: i64 = redis::cmd("PTTL")
@@ -258,12 +231,7 @@ impl Limiter {
 
     /// Blocks `actor` for `class` for a while (after its failure limit was exceeded).
     pub async fn block(&self, class: Class, actor: &Actor) {
-        let key = format!(
-            "rl:block:{}:{}:{}",
-            class.name(),
-            actor.kind.name(),
-            actor.key
-        );
+        let key = block_key(class, actor);
         if let Some(redis) = &self.redis {
             if let Ok(mut connection) = redis.connection().await {
                 let _: redis::RedisResult<()> = redis::cmd("SET")

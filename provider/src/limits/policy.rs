@@ -85,8 +85,8 @@ impl Actor {
 
     /// An email address, by a digest so the limiter's keys hold no address.
     pub fn email(digest: &[u8]) -> Self {
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        Self::new(ActorKind::Email, hex)
+        let prefix = &digest[..digest.len().min(16)];
+        Self::new(ActorKind::Email, crate::crypto::hex(prefix))
     }
 
     pub fn global() -> Self {
