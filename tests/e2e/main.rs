@@ -18,6 +18,8 @@ mod browser;
 mod discovery;
 mod dpop;
 mod health;
+mod interop;
+mod interop_openidconnect;
 mod isolation;
 mod jwt_refusals;
 mod keys;

@@ -9,8 +9,10 @@
     missing_debug_implementations
 )]
 
+pub mod agent;
 pub mod binary;
 pub mod browser;
+pub mod interop;
 pub mod jwt;
 pub mod pg;
 pub mod redis;
