@@ -1,5 +1,6 @@
 // The MCP TypeScript SDK v1 (`@modelcontextprotocol/sdk`) as an MCP connector uses it: an
-// unauthenticated call, discovery from the `resource_metadata` challenge, dynamic registration,
+// unauthenticated call, discovery from the `resource_metadata` challenge, dynamic registration
+// (or a client ID metadata document when `CLIENT_METADATA_URL` is set),
 // authorization with PKCE and a resource indicator, the code exchange, the call, a refresh,
 // and a replayed refresh token refused.
 import {
@@ -13,6 +14,8 @@ import { apiUrl, browse, later, pastGrace, callApi, check, redirectUrl, refusal,
 
 class Connector {
   redirectUrl = redirectUrl;
+  // With a client ID metadata document, the connector is known by its URL and never registers.
+  clientMetadataUrl = process.env.CLIENT_METADATA_URL || undefined;
   clientMetadata = {
     client_name: 'MCP SDK v1 connector',
     redirect_uris: [redirectUrl],

@@ -1,7 +1,8 @@
 """The Python MCP SDK's `OAuthClientProvider` as an MCP connector uses it: an httpx client
 whose auth flow answers the API's 401 by itself (RFC 9728 discovery from the challenge,
-metadata, dynamic registration, authorization with PKCE, `state`, RFC 9207 `iss` and a
-resource indicator, the code exchange), then refreshes when the access token has expired.
+metadata, dynamic registration or a client ID metadata document when `CLIENT_METADATA_URL` is
+set, authorization with PKCE, `state`, RFC 9207 `iss` and a resource indicator, the code
+exchange), then refreshes when the access token has expired.
 A replayed rotated-out refresh token revokes the family, and the connector's next refresh
 fails, so the SDK signs the person in again.
 
@@ -82,7 +83,9 @@ def connector(storage: Memory, browser: Browser) -> OAuthClientProvider:
         response_types=["code"],
         token_endpoint_auth_method="none",
     )
-    return OAuthClientProvider(API_URL, metadata, storage, browser.open, browser.come_back)
+    # With a client ID metadata document, the connector is known by its URL and never registers.
+    document = os.environ.get("CLIENT_METADATA_URL")
+    return OAuthClientProvider(API_URL, metadata, storage, browser.open, browser.come_back, document)
 
 
 async def main() -> None:

@@ -172,6 +172,9 @@ pub struct Config {
     /// Test-only: hosts whose client metadata documents may be fetched from private addresses
     /// and over plain http (`CLIENT_METADATA_ALLOW_HOSTS`).
     pub client_metadata_allow_hosts: Vec<String>,
+    /// A PEM file of certificate authorities trusted for outbound https fetches beside the
+    /// built-in web roots (`FETCH_CA_FILE`): a corporate CA, or a test's own.
+    pub fetch_ca_file: Option<PathBuf>,
     /// Dev mode (`serve --dev`): seeds the demo tenant and keeps mail in an outbox folder.
     pub dev: bool,
 }
@@ -255,6 +258,7 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let fetch_ca_file = get("FETCH_CA_FILE").map(PathBuf::from);
         Ok(Self {
             bind,
             public_url,
@@ -269,6 +273,7 @@ impl Config {
             rate_limits,
             trusted_proxies,
             client_metadata_allow_hosts,
+            fetch_ca_file,
             dev,
         })
     }

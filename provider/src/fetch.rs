@@ -54,9 +54,17 @@ impl Resolve for PublicOnly {
 }
 
 impl Fetcher {
-    pub fn new(allowed_hosts: Vec<String>) -> Result<Self, reqwest::Error> {
+    /// A fetcher that trusts the built-in web roots and `extra_roots`.
+    pub fn new(
+        allowed_hosts: Vec<String>,
+        extra_roots: Vec<reqwest::Certificate>,
+    ) -> Result<Self, reqwest::Error> {
         let allowed_hosts = Arc::new(allowed_hosts);
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
@@ -193,7 +201,7 @@ mod tests {
 
     #[test]
     fn urls_must_be_https_to_public_hosts_unless_allowlisted() {
-        let fetcher = Fetcher::new(vec!["127.0.0.1".into()]).unwrap();
+        let fetcher = Fetcher::new(vec!["127.0.0.1".into()], Vec::new()).unwrap();
         let ok = |u: &str| fetcher.permits(&url::Url::parse(u).unwrap());
         assert!(ok("https://client.example/metadata.json"));
         assert!(!ok("http://client.example/metadata.json"));

@@ -62,8 +62,25 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         clock.clone(),
         redis.clone(),
     ));
-    let fetcher = crate::fetch::Fetcher::new(config.client_metadata_allow_hosts.clone())
-        .context("the HTTP client for client metadata documents")?;
+    let extra_roots = match &config.fetch_ca_file {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).with_context(|| format!("FETCH_CA_FILE {}", path.display()))?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .unwrap_or_default();
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "FETCH_CA_FILE {} holds no PEM certificates",
+                path.display()
+            );
+            roots
+        }
+        None => Vec::new(),
+    };
+    let fetcher =
+        crate::fetch::Fetcher::new(config.client_metadata_allow_hosts.clone(), extra_roots)
+            .context("the HTTP client for client metadata documents")?;
     let documents = Arc::new(crate::client_documents::ClientDocuments::new(fetcher));
     Ok(AppState {
         config: Arc::new(config),

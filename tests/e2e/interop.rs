@@ -5,7 +5,7 @@
 //! refresh token refused. The programs live under `interop/`; `scripts/test` installs their
 //! pinned dependencies.
 
-use e2e::interop::{Stage, check_outcome};
+use e2e::interop::{Stage, check_outcome, with_metadata_document};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_typescript_sdk_v1() {
@@ -13,7 +13,7 @@ async fn mcp_typescript_sdk_v1() {
     let result = stage.run("node", "node", &["mcp-sdk-v1.mjs"], &[]).await;
     assert_eq!(result["issuer"], stage.issuer.as_str());
     assert_eq!(result["resource"], stage.resource.as_str());
-    check_outcome(&stage, &result).await;
+    check_outcome(&stage, &result, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +26,7 @@ async fn mcp_typescript_sdk_v2() {
         result["scope"].as_str().unwrap().contains("offline_access"),
         "{result}"
     );
-    check_outcome(&stage, &result).await;
+    check_outcome(&stage, &result, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +35,7 @@ async fn panva_oauth4webapi() {
     let result = stage.run("node", "node", &["oauth4webapi.mjs"], &[]).await;
     assert_eq!(result["issuer"], stage.issuer.as_str());
     assert_eq!(result["email"], e2e::interop::EMAIL);
-    check_outcome(&stage, &result).await;
+    check_outcome(&stage, &result, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +44,7 @@ async fn panva_openid_client() {
     let result = stage.run("node", "node", &["openid-client.mjs"], &[]).await;
     assert_eq!(result["issuer"], stage.issuer.as_str());
     assert_eq!(result["email"], e2e::interop::EMAIL);
-    check_outcome(&stage, &result).await;
+    check_outcome(&stage, &result, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,11 +55,40 @@ async fn python_mcp_sdk() {
     let result = stage.run("python", python, &["mcp_client.py"], &[]).await;
     assert_eq!(result["issuer"], stage.issuer.as_str());
     assert_eq!(result["resource"], stage.resource.as_str());
-    check_outcome(&stage, &result).await;
+    check_outcome(&stage, &result, None).await;
     // The stale connector signed the person in again: two codes, two families.
     let signed_in = stage
         .s
         .audit_events(&stage.tenant.id, "login.succeeded")
         .await;
     assert_eq!(signed_in.len(), 2, "{signed_in:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_typescript_sdk_v2_with_a_metadata_document() {
+    let (stage, document, _server) = with_metadata_document().await;
+    let env = [("CLIENT_METADATA_URL", document.as_str())];
+    let result = stage
+        .run("node", "node", &["mcp-client-v2.mjs"], &env)
+        .await;
+    check_outcome(&stage, &result, Some(&document)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_typescript_sdk_v1_with_a_metadata_document() {
+    let (stage, document, _server) = with_metadata_document().await;
+    let env = [("CLIENT_METADATA_URL", document.as_str())];
+    let result = stage.run("node", "node", &["mcp-sdk-v1.mjs"], &env).await;
+    check_outcome(&stage, &result, Some(&document)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_mcp_sdk_with_a_metadata_document() {
+    let (stage, document, _server) = with_metadata_document().await;
+    let python = e2e::interop::interop_dir().join("python/.venv/bin/python");
+    let env = [("CLIENT_METADATA_URL", document.as_str())];
+    let result = stage
+        .run("python", python.to_str().unwrap(), &["mcp_client.py"], &env)
+        .await;
+    check_outcome(&stage, &result, Some(&document)).await;
 }

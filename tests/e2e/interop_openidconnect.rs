@@ -189,5 +189,5 @@ async fn rust_openidconnect_crate() {
     }
 
     let result = serde_json::json!({ "subject": subject, "client_id": client_id.as_str() });
-    check_outcome(&stage, &result).await;
+    check_outcome(&stage, &result, None).await;
 }

@@ -146,3 +146,39 @@ async fn a_url_client_id_is_fetched_checked_and_guarded() {
             .is_none()
     );
 }
+
+/// A document served over https is fetched only when its certificate chains to a trusted
+/// authority: the built-in web roots, or those in `FETCH_CA_FILE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_documents_need_a_trusted_certificate() {
+    let document = std::sync::Arc::new(std::sync::OnceLock::new());
+    let served = document.clone();
+    let app = Router::new().route(
+        "/client.json",
+        get(move || {
+            let body: serde_json::Value = served.get().cloned().unwrap();
+            async move { Json(body) }
+        }),
+    );
+    let server = e2e::tls::HttpsServer::start(app).await;
+    let client_id = format!("{}/client.json", server.base_url);
+    document
+        .set(json!({
+            "client_id": client_id,
+            "redirect_uris": ["http://127.0.0.1:9/cb"],
+            "application_type": "native",
+        }))
+        .unwrap();
+    let allow = ("CLIENT_METADATA_ALLOW_HOSTS", "localhost");
+
+    let untrusting = TestServer::start_with(Backend::Sqlite, &[allow]).await;
+    let tenant = untrusting.create_tenant().await;
+    let refused = authorize(&untrusting, &tenant.id, &client_id).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    let ca = server.ca_file.to_str().unwrap();
+    let trusting = TestServer::start_with(Backend::Sqlite, &[allow, ("FETCH_CA_FILE", ca)]).await;
+    let tenant = trusting.create_tenant().await;
+    let accepted = authorize(&trusting, &tenant.id, &client_id).await;
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+}

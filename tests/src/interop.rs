@@ -13,7 +13,12 @@
 //!
 //! Anything else it prints is kept for the failure message.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use relying_party::resource::{self, Settings};
 use serde_json::Value;
@@ -22,7 +27,7 @@ use tokio::{
     process::Command,
 };
 
-use crate::{Backend, TestServer, TestTenant, agent, json, smtp::SmtpSink};
+use crate::{Backend, TestServer, TestTenant, agent, json, smtp::SmtpSink, tls::HttpsServer};
 
 /// The person who signs in.
 pub const EMAIL: &str = "ada@example.com";
@@ -145,24 +150,64 @@ impl Stage {
     }
 }
 
-/// What every suite's result must show: the person, a client the provider registered, and
-/// the replay that revoked the family.
-pub async fn check_outcome(stage: &Stage, result: &Value) {
+/// What every suite's result must show: the person, signed in through `client_id`, which is
+/// `document` when the client named its metadata document or else a client the provider
+/// registered, and the replay that revoked the family.
+pub async fn check_outcome(stage: &Stage, result: &Value, document: Option<&str>) {
     assert_eq!(result["subject"], stage.user_id.as_str(), "{result}");
     let client_id = result["client_id"].as_str().unwrap();
     let registered = stage
         .s
         .audit_events(&stage.tenant.id, "client.created")
         .await;
-    assert!(
-        registered.iter().any(|e| e.to_string().contains(client_id)),
-        "{client_id} registered itself: {registered:?}"
-    );
+    match document {
+        Some(url) => {
+            assert_eq!(client_id, url);
+            assert!(registered.is_empty(), "nothing registered: {registered:?}");
+        }
+        None => assert!(
+            registered.iter().any(|e| e.to_string().contains(client_id)),
+            "{client_id} registered itself: {registered:?}"
+        ),
+    }
     let reuse = stage
         .s
         .audit_events(&stage.tenant.id, "token.reuse_detected")
         .await;
     assert_eq!(reuse.len(), 1, "one replay detected: {reuse:?}");
+    assert!(reuse[0].to_string().contains(client_id), "{reuse:?}");
+}
+
+/// A stage whose provider trusts an https server on loopback that serves a connector's
+/// client ID metadata document; returns the stage, the document's URL and the server.
+pub async fn with_metadata_document() -> (Stage, String, HttpsServer) {
+    let path = "/oauth/connector.json";
+    let document = Arc::new(Mutex::new(Value::Null));
+    let served = document.clone();
+    let app = axum::Router::new().route(
+        path,
+        axum::routing::get(move || {
+            let body = served.lock().unwrap().clone();
+            async move { axum::Json(body) }
+        }),
+    );
+    let server = HttpsServer::start(app).await;
+    let url = format!("{}{path}", server.base_url);
+    *document.lock().unwrap() = json!({
+        "client_id": url,
+        "client_name": "MCP connector with a metadata document",
+        "redirect_uris": ["http://127.0.0.1:9/callback"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+        "scope": "notes:read offline_access",
+    });
+    let ca_file = server.ca_file.to_str().unwrap().to_owned();
+    let env = [
+        ("FETCH_CA_FILE", ca_file.as_str()),
+        ("CLIENT_METADATA_ALLOW_HOSTS", "localhost"),
+    ];
+    (Stage::start(&env).await, url, server)
 }
 
 /// `interop/` at the top of the repository.

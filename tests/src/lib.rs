@@ -18,6 +18,7 @@ pub mod pg;
 pub mod redis;
 pub mod sentry;
 pub mod smtp;
+pub mod tls;
 
 use std::{collections::HashMap, sync::Arc};
 
