@@ -51,7 +51,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             "post_logout_redirect_uris": [format!("{RELYING_PARTY_URL}/")],
             "grant_types": ["authorization_code", "refresh_token"],
             "token_endpoint_auth_method": "none",
-            "scope": "openid profile email offline_access",
+            "scope": "openid profile email offline_access notes:read",
         }))?;
         create_client(
             state,

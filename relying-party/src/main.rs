@@ -1,47 +1,68 @@
-//! The example relying party. Today it serves the API it protects with the provider's tokens
-//! (`resource`); sign-in with the `openidconnect` crate joins it in the relying-party issue.
-//! Configured by `RP_BIND` (default `127.0.0.1:3000`), `RP_PUBLIC_URL` (default
-//! `http://{RP_BIND}`), `RP_PROVIDER_URL` (default `http://127.0.0.1:8080`) and `RP_TENANT`
-//! (default `demo`).
+//! The example relying party's binary: `cargo run -p relying-party`. Configured by the
+//! environment (see `config.rs` and the README); with none, it works against the provider's
+//! dev mode on this machine.
 
-use relying_party::resource::{self, Settings};
-use shared::TenantId;
+use relying_party::config::Settings;
+use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let get = |name: &str, default: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| default.to_owned())
-    };
-    let tenant = match TenantId::parse(&get("RP_TENANT", "demo")) {
-        Ok(tenant) => tenant,
+fn main() -> std::process::ExitCode {
+    let settings =
+        match Settings::from_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty())) {
+            Ok(settings) => settings,
+            Err(err) => {
+                eprintln!("relying-party: {err}");
+                return std::process::ExitCode::from(2);
+            }
+        };
+    // Sentry starts before the runtime so that it sees everything; errors logged through
+    // tracing become events, the rest breadcrumbs.
+    let _sentry = settings.sentry_dsn.as_deref().map(|dsn| {
+        let mut options = sentry::ClientOptions::new().send_default_pii(false);
+        options.dsn = dsn.parse().ok();
+        options.release = sentry::release_name!();
+        sentry::init(options)
+    });
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with(tracing_subscriber::fmt::layer())
+        .with(ErrorLayer::new().with_filter(LevelFilter::ERROR))
+        .with(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("relying-party: RP_TENANT: {err}");
-            return std::process::ExitCode::from(2);
+            eprintln!("relying-party: {err}");
+            return std::process::ExitCode::from(1);
         }
     };
-    let bind = get("RP_BIND", "127.0.0.1:3000");
-    let public_url = get("RP_PUBLIC_URL", &format!("http://{bind}"));
-    let issuer = tenant.issuer(&get("RP_PROVIDER_URL", "http://127.0.0.1:8080"));
-    let settings = Settings {
-        resource: format!("{}/api", public_url.trim_end_matches('/')),
-        jwks_uri: format!("{issuer}/jwks.json"),
-        issuer,
-    };
-    let listener = match tokio::net::TcpListener::bind(&bind).await {
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> std::process::ExitCode {
+    let listener = match tokio::net::TcpListener::bind(&settings.bind).await {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!("relying-party: RP_BIND: cannot listen on {bind}: {err}");
+            eprintln!(
+                "relying-party: RP_BIND: cannot listen on {}: {err}",
+                settings.bind
+            );
             return std::process::ExitCode::from(2);
         }
     };
     eprintln!(
-        "relying-party: protecting {} with tokens of {}",
-        settings.resource, settings.issuer
+        "relying-party: {} signs in with {} as client {}",
+        settings.public_url, settings.issuer, settings.client_id
     );
-    match axum::serve(listener, resource::router(settings)).await {
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match axum::serve(listener, relying_party::app(settings))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("relying-party: {err}");

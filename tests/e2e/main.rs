@@ -30,6 +30,7 @@ mod metrics;
 mod protected_resource;
 mod refresh;
 mod registration;
+mod relying_party;
 mod replicas;
 mod sign_in;
 mod startup;

@@ -1,0 +1,221 @@
+//! The example relying party (`relying_party::app`) in headless Chromium, as a person uses it:
+//! sign in by magic link read from the SMTP server on loopback, see their email on the profile
+//! page, call the API; an administrator activates a new signing key and the relying party
+//! keeps working (refresh, API call, sign-out and a new sign-in whose ID token names the new
+//! key); then the administrator revokes the person's sessions and the relying party's next
+//! refresh fails and signs them out. Screenshots of each page land in `target/screenshots/`.
+
+use e2e::{Backend, TestServer, browser::Browser, json, reqwest::StatusCode, smtp::SmtpSink};
+use fantoccini::Locator;
+use relying_party::config::Settings;
+
+const EMAIL: &str = "ada@example.com";
+
+struct World {
+    s: TestServer,
+    mail: SmtpSink,
+    tenant: e2e::TestTenant,
+    issuer: String,
+    rp: String,
+    user_id: String,
+}
+
+/// A provider with a tenant, Ada and the relying party's client, and the relying party
+/// configured for them on its own port.
+async fn world() -> World {
+    let (s, mail) = TestServer::start_with_mail(Backend::Sqlite).await;
+    let tenant = s.create_tenant().await;
+    let user = s
+        .post(
+            &format!("/a/{}/admin/users", tenant.id),
+            Some(&tenant.admin_secret),
+            json!({ "email": EMAIL, "name": "Ada" }),
+        )
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rp = format!("http://{}", listener.local_addr().unwrap());
+    let (client_id, _) = s
+        .create_client(
+            &tenant,
+            json!({
+                "client_name": "Notes",
+                "redirect_uris": [format!("{rp}/callback")],
+                "post_logout_redirect_uris": [format!("{rp}/")],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "none",
+                "scope": "openid profile email offline_access notes:read",
+            }),
+        )
+        .await;
+    let issuer = format!("{}/a/{}", s.base_url, tenant.id);
+    let settings = Settings {
+        bind: String::new(),
+        public_url: rp.clone(),
+        issuer: issuer.clone(),
+        client_id,
+        client_secret: None,
+        sentry_dsn: None,
+    };
+    let app = relying_party::app(settings);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    World {
+        user_id: user.json["user_id"].as_str().unwrap().to_owned(),
+        s,
+        mail,
+        tenant,
+        issuer,
+        rp,
+    }
+}
+
+impl World {
+    /// From the relying party's home page to its profile page, by magic link.
+    async fn sign_in(&self, b: &Browser, shot: &str) {
+        let n = self.mail.messages_to(EMAIL).len() + 1;
+        click(b, "sign-in").await;
+        let email = b
+            .client
+            .wait()
+            .for_element(Locator::Id("email"))
+            .await
+            .unwrap();
+        b.screenshot(&format!("{shot}-1-provider-sign-in")).await;
+        email.send_keys(EMAIL).await.unwrap();
+        b.client
+            .find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.client
+            .wait()
+            .for_element(Locator::Id("code"))
+            .await
+            .unwrap();
+        b.screenshot(&format!("{shot}-2-check-email")).await;
+        let link = self
+            .mail
+            .wait_for(EMAIL, n)
+            .await
+            .link(&format!("{}/login/confirm?token=", self.issuer))
+            .expect("a sign-in link");
+        // The confirm page submits itself; the provider sends the browser back to the
+        // relying party's callback, which lands on the profile.
+        b.client.goto(&link).await.unwrap();
+        b.wait_for_url(&format!("{}/profile", self.rp)).await;
+        b.screenshot(&format!("{shot}-3-profile")).await;
+        assert_eq!(text(b, "email").await, EMAIL);
+    }
+
+    /// Calls the API from the profile page; returns what the page shows.
+    async fn call_api(&self, b: &Browser) -> String {
+        click(b, "call-api").await;
+        b.client
+            .wait()
+            .for_element(Locator::Id("api-result"))
+            .await
+            .unwrap();
+        text(b, "api-result").await
+    }
+}
+
+async fn click(b: &Browser, id: &str) {
+    b.client
+        .wait()
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text(b: &Browser, id: &str) -> String {
+    b.client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_survives_key_rotation_and_is_signed_out_by_revocation() {
+    let w = world().await;
+    let b = Browser::start().await;
+
+    b.client.goto(&format!("{}/", w.rp)).await.unwrap();
+    b.screenshot("rp-0-home").await;
+    w.sign_in(&b, "rp-sign-in").await;
+    let first_kid = text(&b, "kid").await;
+    let claims = text(&b, "claims").await;
+    for shown in [w.issuer.as_str(), w.user_id.as_str(), "email_verified"] {
+        assert!(claims.contains(shown), "{shown} in {claims}");
+    }
+    let api = w.call_api(&b).await;
+    assert!(api.starts_with("200 OK"), "{api}");
+    assert!(api.contains(&w.user_id), "{api}");
+    b.screenshot("rp-4-api-called").await;
+
+    // A new key, activated at once: refresh and the API call go on working.
+    let keys = format!("/a/{}/admin/keys", w.tenant.id);
+    let staged =
+        w.s.post(&keys, Some(&w.tenant.admin_secret), json!({}))
+            .await;
+    let kid = staged.json["kid"].as_str().unwrap().to_owned();
+    let activated =
+        w.s.post(
+            &format!("{keys}/{kid}/activate"),
+            Some(&w.tenant.admin_secret),
+            json!({ "force": true }),
+        )
+        .await;
+    assert_eq!(activated.status, StatusCode::OK, "{}", activated.text);
+    click(&b, "refresh").await;
+    b.wait_for_url(&format!("{}/profile", w.rp)).await;
+    let api = w.call_api(&b).await;
+    assert!(api.starts_with("200 OK"), "after the rotation: {api}");
+    b.screenshot("rp-5-after-key-rotation").await;
+
+    // Sign out (RP-initiated logout at the provider), then sign in again: the new ID token is
+    // signed by the new key, which the relying party fetches when it sees its kid.
+    click(&b, "sign-out").await;
+    b.wait_for_url(&format!("{}/", w.rp)).await;
+    b.client
+        .wait()
+        .for_element(Locator::Id("sign-in"))
+        .await
+        .unwrap();
+    b.screenshot("rp-6-signed-out").await;
+    assert_eq!(
+        w.s.audit_events(&w.tenant.id, "session.ended").await.len(),
+        1
+    );
+    w.sign_in(&b, "rp-sign-in-again").await;
+    assert_eq!(text(&b, "kid").await, kid);
+    assert_ne!(first_kid, kid);
+
+    // The administrator ends Ada's sessions: the next refresh fails and signs her out.
+    let revoked =
+        w.s.post(
+            &format!("/a/{}/admin/revoke/sessions", w.tenant.id),
+            Some(&w.tenant.admin_secret),
+            json!({ "user_id": w.user_id }),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    click(&b, "refresh").await;
+    b.client
+        .wait()
+        .for_element(Locator::Id("message"))
+        .await
+        .unwrap();
+    b.screenshot("rp-7-signed-out-by-revocation").await;
+    assert!(text(&b, "message").await.contains("Your session has ended"));
+    b.client.goto(&format!("{}/profile", w.rp)).await.unwrap();
+    b.wait_for_url(&format!("{}/", w.rp)).await;
+    assert!(b.client.find(Locator::Id("sign-in")).await.is_ok());
+    b.close().await;
+}
