@@ -15,6 +15,7 @@ mod audit;
 mod backup;
 mod bad_input;
 mod browser;
+mod deployment;
 mod discovery;
 mod dpop;
 mod health;

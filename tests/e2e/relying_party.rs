@@ -219,3 +219,108 @@ async fn a_person_signs_in_survives_key_rotation_and_is_signed_out_by_revocation
     assert!(b.client.find(Locator::Id("sign-in")).await.is_ok());
     b.close().await;
 }
+
+/// Everything a callback can get wrong is refused with a page, never a session; forms need
+/// the session's token; pages carry a nonce CSP; an unreachable provider is a 502 page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relying_party_refuses_what_does_not_check_out() {
+    let w = world().await;
+    let browser = || {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let b = browser();
+    let home = b.get(format!("{}/", w.rp)).send().await.unwrap();
+    let csp = home.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("style-src 'nonce-") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&format!("form-action 'self' {}", w.s.base_url)),
+        "{csp}"
+    );
+
+    // No sign-in in progress.
+    let stray = b
+        .get(format!("{}/callback?code=x&state=y&iss={}", w.rp, w.issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stray.status(), StatusCode::BAD_REQUEST);
+
+    // A sign-in in progress, answered with the wrong state, the wrong issuer or an error.
+    let state_of = |location: &str| {
+        url::Url::parse(location)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    for (case, expect) in [
+        ("state", "Sign-in failed"),
+        ("iss", "Sign-in failed"),
+        ("error", "You did not allow the sign-in."),
+    ] {
+        let started = b.get(format!("{}/login", w.rp)).send().await.unwrap();
+        assert_eq!(started.status(), StatusCode::SEE_OTHER);
+        let location = started.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            location.starts_with(&format!("{}/authorize?", w.issuer)),
+            "{location}"
+        );
+        for needed in ["code_challenge_method=S256", "nonce=", "resource="] {
+            assert!(location.contains(needed), "{needed} in {location}");
+        }
+        let state = state_of(&location);
+        let query = match case {
+            "state" => format!("code=x&state=other&iss={}", w.issuer),
+            "iss" => format!("code=x&state={state}&iss=https://attacker.example"),
+            _ => format!("error=access_denied&state={state}&iss={}", w.issuer),
+        };
+        let back = b
+            .get(format!("{}/callback?{query}", w.rp))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(back.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert!(back.text().await.unwrap().contains(expect), "{case}");
+        let profile = b.get(format!("{}/profile", w.rp)).send().await.unwrap();
+        assert_eq!(profile.headers()["location"], "/", "{case}: not signed in");
+    }
+
+    // Forms without the session's token are refused.
+    let forged = b
+        .post(format!("{}/refresh", w.rp))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+
+    // The provider gone: a page that says so.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rp = format!("http://{}", listener.local_addr().unwrap());
+    let closed = e2e::binary::free_port();
+    let settings = Settings {
+        bind: String::new(),
+        public_url: rp.clone(),
+        issuer: format!("http://127.0.0.1:{closed}/a/demo"),
+        client_id: "relying-party".into(),
+        client_secret: None,
+        sentry_dsn: None,
+    };
+    let app = relying_party::app(settings);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let down = browser().get(format!("{rp}/login")).send().await.unwrap();
+    assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
+    assert!(down.text().await.unwrap().contains("unavailable"));
+}
