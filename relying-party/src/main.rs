@@ -56,8 +56,18 @@ async fn serve(settings: Settings) -> std::process::ExitCode {
         "relying-party: {} signs in with {} as client {}",
         settings.public_url, settings.issuer, settings.client_id
     );
+    // Ctrl-C in a terminal, SIGTERM from a container runtime: finish what is in flight.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
     };
     match axum::serve(listener, relying_party::app(settings))
         .with_graceful_shutdown(shutdown)

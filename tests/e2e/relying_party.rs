@@ -324,3 +324,115 @@ async fn the_relying_party_refuses_what_does_not_check_out() {
     assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
     assert!(down.text().await.unwrap().contains("unavailable"));
 }
+
+/// The two commands of the README's quick start, with no configuration at all: the provider in
+/// dev mode on its default address and the relying party on its own, and a person signs in
+/// with the link dev mode prints. Needs 127.0.0.1:8080 and 127.0.0.1:3000 free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_configuration_it_signs_in_against_dev_mode() {
+    use e2e::binary::{Running, relying_party_binary};
+    use std::time::Duration;
+    for port in [8080, 3000] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "127.0.0.1:{port} is taken; this test runs both binaries on their defaults"
+        );
+    }
+    let limit = Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let mut provider = Running::spawn(&["serve", "--dev"], &[], dir.path());
+    provider
+        .wait_ready("http://127.0.0.1:8080/readyz", limit)
+        .await;
+    let mut rp = Running::spawn_binary(relying_party_binary(), &[], &[], dir.path());
+    rp.wait_ready("http://127.0.0.1:3000/", limit).await;
+
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let go = |url: String| b.get(url).send();
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
+    let field = |html: &str, name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html.find(&marker).unwrap() + marker.len();
+        html[start..].split('"').next().unwrap().to_owned()
+    };
+    let login = go("http://127.0.0.1:3000/login".into()).await.unwrap();
+    let authorize = location(&login);
+    assert!(authorize.starts_with("http://127.0.0.1:8080/a/demo/authorize?"));
+    let page_url = location(&go(authorize).await.unwrap());
+    let page = go(page_url.clone()).await.unwrap().text().await.unwrap();
+    let sent = b
+        .post(&page_url)
+        .form(&[
+            ("email", "grace@example.com"),
+            ("csrf", &field(&page, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    // Dev mode prints the link (and only dev mode does).
+    let mut link = None;
+    for _ in 0..100 {
+        link = provider
+            .stdout()
+            .lines()
+            .find(|l| l.starts_with("Dev mode: sign-in link for"))
+            .and_then(|l| l.rsplit(": ").next().map(str::to_owned));
+        if link.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let link = link.expect("dev mode prints the sign-in link");
+    let confirm = go(link).await.unwrap().text().await.unwrap();
+    let done = b
+        .post("http://127.0.0.1:8080/a/demo/login/confirm")
+        .form(&[
+            ("token", field(&confirm, "token")),
+            ("csrf", field(&confirm, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&done);
+    assert!(
+        callback.starts_with("http://127.0.0.1:3000/callback?"),
+        "{callback}"
+    );
+    let landed = go(callback).await.unwrap();
+    assert_eq!(location(&landed), "/profile");
+    let profile = go("http://127.0.0.1:3000/profile".into()).await.unwrap();
+    assert_eq!(profile.status(), StatusCode::OK);
+    assert!(profile.text().await.unwrap().contains("grace@example.com"));
+    assert!(rp.terminate(limit).success());
+    assert!(provider.terminate(limit).success());
+}
+
+/// With `SENTRY_DSN` set, the relying party's binary reports its errors: here, a provider it
+/// cannot reach when someone tries to sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relying_party_reports_errors_to_sentry() {
+    use e2e::binary::{Running, free_port, relying_party_binary};
+    let sentry = e2e::sentry::SentrySink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bind = format!("127.0.0.1:{}", free_port());
+    let provider = format!("http://127.0.0.1:{}", free_port());
+    let dsn = sentry.dsn();
+    let env = [
+        ("RP_BIND", bind.as_str()),
+        ("RP_PROVIDER_URL", provider.as_str()),
+        ("SENTRY_DSN", dsn.as_str()),
+    ];
+    let mut rp = Running::spawn_binary(relying_party_binary(), &[], &env, dir.path());
+    let limit = std::time::Duration::from_secs(60);
+    rp.wait_ready(&format!("http://{bind}/"), limit).await;
+    let down = reqwest::get(format!("http://{bind}/login")).await.unwrap();
+    assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
+    let event = sentry.wait_for("provider unavailable").await;
+    assert!(event.contains("discovery"), "{event}");
+    assert!(rp.terminate(limit).success());
+}

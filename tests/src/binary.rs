@@ -1,5 +1,5 @@
-//! The real `provider` binary, built once per test run, for what only a process can show:
-//! start-up errors, first-start output, signals.
+//! The real `provider` and `relying-party` binaries, built once per test run, for what only a
+//! process can show: start-up errors, first-start output, signals, defaults.
 
 use std::{
     io::{BufRead, BufReader},
@@ -9,29 +9,44 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Builds the binary (a no-op when it is fresh) and returns its path.
+/// Builds the provider binary (a no-op when it is fresh) and returns its path.
 pub fn provider_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "provider", "--bin", "provider"])
-                .current_dir(&workspace)
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the provider binary");
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| workspace.join("target"), PathBuf::from);
-            target.join("debug").join("provider")
-        })
-        .clone()
+    BUILT.get_or_init(|| build("provider")).clone()
 }
 
-/// A command for the binary with a clean environment: only what the test passes, plus PATH.
+/// Builds the relying party's binary and returns its path.
+pub fn relying_party_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build("relying-party")).clone()
+}
+
+fn build(package: &str) -> PathBuf {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", package])
+        .current_dir(&workspace)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the {package} binary");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from);
+    target.join("debug").join(package)
+}
+
+/// A command for the provider with a clean environment: only what the test passes, plus PATH.
 fn command(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Command {
-    let mut command = Command::new(provider_binary());
+    command_for(provider_binary(), args, env, dir)
+}
+
+fn command_for(
+    binary: PathBuf,
+    args: &[&str],
+    env: &[(&str, &str)],
+    dir: &std::path::Path,
+) -> Command {
+    let mut command = Command::new(binary);
     command.args(args).current_dir(dir).env_clear();
     if let Ok(path) = std::env::var("PATH") {
         command.env("PATH", path);
@@ -68,7 +83,17 @@ pub struct Running {
 
 impl Running {
     pub fn spawn(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Self {
-        let mut child = command(args, env, dir)
+        Self::spawn_binary(provider_binary(), args, env, dir)
+    }
+
+    /// Like `spawn`, for another of the workspace's binaries.
+    pub fn spawn_binary(
+        binary: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: &std::path::Path,
+    ) -> Self {
+        let mut child = command_for(binary, args, env, dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -105,11 +130,11 @@ impl Running {
                 return;
             }
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("provider exited early with {status}: {}", self.stdout());
+                panic!("the process exited early with {status}: {}", self.stdout());
             }
             assert!(
                 started.elapsed() < limit,
-                "provider not ready within {limit:?}"
+                "{url} not ready within {limit:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
