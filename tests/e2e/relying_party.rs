@@ -120,15 +120,18 @@ impl World {
     }
 }
 
+/// Clicks the link or button `id` and waits until the browser has left the page it was on
+/// (the element goes stale), so the next lookup finds the next page's elements.
 async fn click(b: &Browser, id: &str) {
-    b.client
-        .wait()
-        .for_element(Locator::Id(id))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let element = b.client.wait().for_element(Locator::Id(id)).await.unwrap();
+    element.clone().click().await.unwrap();
+    for _ in 0..200 {
+        if element.is_displayed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("clicking {id} did not leave the page");
 }
 
 async fn text(b: &Browser, id: &str) -> String {
