@@ -19,8 +19,11 @@ use crate::{
 /// The previous hash of a chain's first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Rows sealed per transaction.
+/// Rows read per page when verifying.
 const BATCH: i64 = 500;
+/// Rows sealed per transaction: small, so sealing never holds SQLite's one writer for long
+/// while requests wait behind it.
+const SEAL_BATCH: i64 = 100;
 
 /// The hash of `row` at `seq` after `prev`, as lowercase hex.
 pub fn link_hash(
@@ -66,7 +69,7 @@ pub async fn seal_at_most(
         let mut tx = store.begin().await?;
         audit::ensure_chain(&mut *tx, tenant, GENESIS).await?;
         let head = audit::lock_chain(&mut *tx, tenant).await?;
-        let rows = audit::unsealed(&mut *tx, tenant, BATCH).await?;
+        let rows = audit::unsealed(&mut *tx, tenant, SEAL_BATCH).await?;
         if rows.is_empty() {
             store::commit(tx).await?;
             return Ok(sealed);

@@ -94,6 +94,30 @@ impl<'a> AuditEvent<'a> {
     }
 }
 
+/// Writes `event` for `tenant_id` when there is no change to record it with, sharing a commit
+/// with concurrent requests' rows (`store::audit_batch`); returns once it is durable.
+pub async fn record_alone(
+    store: &crate::store::Store,
+    clock: &dyn Clock,
+    tenant_id: &str,
+    meta: &RequestMeta,
+    event: AuditEvent<'_>,
+) -> StoreResult<()> {
+    store
+        .append_audit(crate::store::audit_batch::OwnedAuditRow {
+            tenant_id: tenant_id.to_owned(),
+            occurred_at_ms: clock.unix_ms(),
+            event: event.event.to_owned(),
+            client_id: event.client_id.map(str::to_owned),
+            user_id: event.user_id.map(str::to_owned),
+            ip: meta.ip.map(|ip| ip.to_string()),
+            user_agent: meta.user_agent.clone(),
+            request_id: meta.request_id.clone(),
+            details: event.details.to_string(),
+        })
+        .await
+}
+
 /// Writes `event` for `tenant_id`; pass the transaction of the change it describes.
 pub async fn record<'e>(
     db: impl Executor<'e, Database = Any>,

@@ -244,8 +244,7 @@ pub(super) async fn audit_refusals(
     if sampled(format!("{tenant}\n{policy}"), clock.unix_ms()) {
         let event = crate::audit::AuditEvent::new("rate_limit.refused")
             .details(serde_json::json!({ "policy": policy }));
-        let recorded =
-            crate::audit::record(state.store.writer(), clock, &tenant, &meta, event).await;
+        let recorded = crate::audit::record_alone(&state.store, clock, &tenant, &meta, event).await;
         if let Err(err) = recorded {
             tracing::warn!(error = %err, "could not record rate_limit.refused");
         }

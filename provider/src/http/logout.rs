@@ -148,8 +148,8 @@ pub(super) async fn logout(
         if let Some(id) = &client_id {
             event = event.client(id);
         }
-        if let Err(err) = audit::record(
-            state.store.writer(),
+        if let Err(err) = audit::record_alone(
+            &state.store,
             state.clock.as_ref(),
             tenant.tenant.id.as_str(),
             &meta,

@@ -174,8 +174,8 @@ async fn client_credentials(
     let event = AuditEvent::new("token.issued")
         .client(&client.client_id)
         .details(details);
-    audit::record(
-        state.store.writer(),
+    audit::record_alone(
+        &state.store,
         state.clock.as_ref(),
         tenant.tenant.id.as_str(),
         meta,
@@ -259,13 +259,6 @@ async fn authorization_code(
         .metadata
         .access_token_ttl
         .unwrap_or(tenant.tenant.access_token_ttl);
-    if !sign_in::redeem_code(state.store.writer(), id, &digest, &jti, now + ttl, now).await? {
-        let again = sign_in::get_code(state.store.reader(), id, &digest).await?;
-        return Err(match again {
-            Some(again) => replayed(state, tenant, client, &again, meta).await,
-            None => invalid_grant("the code is not valid"),
-        });
-    }
     let scope: Vec<String> = stored.scope.split_whitespace().map(str::to_owned).collect();
     let audience = if resources.is_empty() {
         vec![tenant.issuer.clone()]
@@ -283,27 +276,11 @@ async fn authorization_code(
         jti: &jti,
         cnf_jkt: jkt,
     };
+    // Tokens are signed first and handed out only once the redemption, the refresh family
+    // and the audit row are committed together: one durable commit per exchange.
     let access_token = tokens::issue(state, id, new).await?;
-    let grant = refresh::Grant {
-        client,
-        user_id: &user.user_id,
-        scope: &scope,
-        resources: &stored_resources,
-        auth_time: stored.auth_time,
-        access_jti: &jti,
-        access_exp: now + ttl,
-        session_digest: stored.session_digest.as_deref(),
-        dpop_jkt: jkt,
-    };
-    let mut tx = state.store.begin().await?;
-    let refresh_token = refresh::start_family(state, tenant, &mut tx, grant).await?;
-    store::commit(tx).await?;
-    crate::monitoring::token_issued(GRANT_CLIENT_CREDENTIALS);
     let mut body =
         json!({ "access_token": access_token, "token_type": token_type(jkt), "expires_in": ttl });
-    if let Some(refresh_token) = refresh_token {
-        body["refresh_token"] = refresh_token.into();
-    }
     if !scope.is_empty() {
         body["scope"] = scope.join(" ").into();
     }
@@ -336,19 +313,38 @@ async fn authorization_code(
         .claims();
         body["id_token"] = state.keys.sign(id, claims, id_token::TYP).await?.into();
     }
+    let grant = refresh::Grant {
+        client,
+        user_id: &user.user_id,
+        scope: &scope,
+        resources: &stored_resources,
+        auth_time: stored.auth_time,
+        access_jti: &jti,
+        access_exp: now + ttl,
+        session_digest: stored.session_digest.as_deref(),
+        dpop_jkt: jkt,
+    };
+    let mut tx = state.store.begin().await?;
+    if !sign_in::redeem_code(&mut *tx, id, &digest, &jti, now + ttl, now).await? {
+        // Redeemed meanwhile by a concurrent request: nothing of this one is kept.
+        drop(tx);
+        let again = sign_in::get_code(state.store.reader(), id, &digest).await?;
+        return Err(match again {
+            Some(again) => replayed(state, tenant, client, &again, meta).await,
+            None => invalid_grant("the code is not valid"),
+        });
+    }
+    let refresh_token = refresh::start_family(state, tenant, &mut tx, grant).await?;
     let details = json!({ "grant_type": GRANT_AUTHORIZATION_CODE, "jti": jti, "scope": scope.join(" "), "aud": audience });
     let event = AuditEvent::new("token.issued")
         .client(&client.client_id)
         .user(&user.user_id)
         .details(details);
-    audit::record(
-        state.store.writer(),
-        state.clock.as_ref(),
-        id.as_str(),
-        meta,
-        event,
-    )
-    .await?;
+    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
+    store::commit(tx).await?;
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = refresh_token.into();
+    }
     crate::monitoring::token_issued(GRANT_AUTHORIZATION_CODE);
     Ok(no_store(body))
 }

@@ -7,6 +7,7 @@
 //! reads run beside them.
 
 pub mod audit;
+pub mod audit_batch;
 pub mod client_assertions;
 pub mod clients;
 pub mod consents;
@@ -98,6 +99,7 @@ pub struct Store {
     reader: AnyPool,
     writer: AnyPool,
     backend: Backend,
+    audit: audit_batch::AuditBatcher,
 }
 
 impl Store {
@@ -116,6 +118,7 @@ impl Store {
                 let reader = sqlite_pool(8).connect_with(options).await?;
                 Ok(Self {
                     reader,
+                    audit: audit_batch::AuditBatcher::start(writer.clone()),
                     writer,
                     backend: Backend::Sqlite,
                 })
@@ -128,6 +131,7 @@ impl Store {
                     .await?;
                 Ok(Self {
                     reader: pool.clone(),
+                    audit: audit_batch::AuditBatcher::start(pool.clone()),
                     writer: pool,
                     backend: Backend::Postgres,
                 })
@@ -164,6 +168,12 @@ impl Store {
     /// A write transaction; commit it to keep the change and its audit row together.
     pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.writer.begin().await?)
+    }
+
+    /// Writes an audit row that has no transaction to ride in, sharing a commit with the rows
+    /// of concurrent requests; returns once it is committed.
+    pub async fn append_audit(&self, row: audit_batch::OwnedAuditRow) -> StoreResult<()> {
+        self.audit.append(row).await
     }
 
     /// The pool for a single write that needs no transaction.

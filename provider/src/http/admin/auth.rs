@@ -163,14 +163,8 @@ async fn refuse(
         None => None,
     };
     let event = AuditEvent::new("admin.auth_failed").details(details);
-    if let Err(err) = audit::record(
-        state.store.writer(),
-        state.clock.as_ref(),
-        tenant_id,
-        &meta,
-        event,
-    )
-    .await
+    if let Err(err) =
+        audit::record_alone(&state.store, state.clock.as_ref(), tenant_id, &meta, event).await
     {
         tracing::warn!(error = %err, "could not record admin.auth_failed");
     }

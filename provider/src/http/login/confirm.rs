@@ -256,14 +256,8 @@ async fn wrong_code(
     let event = AuditEvent::new("login.code_failed")
         .user(&link.user_id)
         .details(json!({ "attempts": attempts }));
-    let recorded = audit::record(
-        state.store.writer(),
-        state.clock.as_ref(),
-        id.as_str(),
-        meta,
-        event,
-    )
-    .await;
+    let recorded =
+        audit::record_alone(&state.store, state.clock.as_ref(), id.as_str(), meta, event).await;
     if let Err(err) = recorded {
         tracing::warn!(error = %err, "could not record login.code_failed");
     }

@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Ours side by side with node oidc-provider, on loopback, in one run (bench/compare.sh installs
+the tools and builds first; run that).
+
+For each implementation (ours on SQLite, ours on PostgreSQL, the peer): start it and time
+start-to-ready, read idle memory, prepare single-use tokens (ours: bench-seed writes them into
+the bench database; the peer: mints them through its own models before it listens), then for
+each scenario measure peak throughput with wrk (median of RUNS runs) and latency at 50% and 80%
+of that peak (oha at a fixed rate; the single-use token scenarios use wrk paced per connection,
+since oha sends one body). Memory under load is the peak RSS during the client_credentials peak
+runs. Then ours again, on SQLite, with the same scenarios spread over 1,000 tenants x 10
+clients. Writes a Markdown report to bench/last-run.md and prints it.
+
+Environment: DURATION (seconds per run, 10), RUNS (3), CONNECTIONS (32), SKIP (names of parts
+to leave out: sqlite postgres peer spread), TEST_DATABASE_URL (the PostgreSQL server, default
+postgres://postgres@127.0.0.1:5432/postgres).
+"""
+
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+DURATION = int(os.environ.get("DURATION", "10"))
+RUNS = int(os.environ.get("RUNS", "3"))
+CONNECTIONS = int(os.environ.get("CONNECTIONS", "32"))
+SKIP = os.environ.get("SKIP", "").split()
+PG_SERVER = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+OHA = os.environ.get("OHA", str(BENCH / ".tools/bin/oha"))
+VERIFIER = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
+REDIRECT = "http://127.0.0.1:9/cb"
+RESOURCE = "https://api.example"
+WORK = Path(tempfile.mkdtemp(prefix="bench-"))
+RUNNING: list[subprocess.Popen] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body=None, headers=None) -> dict:
+    data = None
+    headers = dict(headers or {})
+    if isinstance(body, dict):
+        data = json.dumps(body).encode()
+        headers["content-type"] = "application/json"
+    elif isinstance(body, str):
+        data = body.encode()
+        headers["content-type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def basic(client_id: str, secret: str) -> str:
+    raw = f"{urllib.parse.quote(client_id, safe='')}:{urllib.parse.quote(secret, safe='')}"
+    return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def start(command: list[str], env: dict, ready_url: str | None, cwd=ROOT, ready_line=None):
+    """Starts a process; returns it and the seconds until it was ready."""
+    log = open(WORK / f"{Path(command[0]).name}-{len(RUNNING)}.log", "w")
+    began = time.monotonic()
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE if ready_line else log, stderr=log, text=True)
+    RUNNING.append(process)
+    if ready_line:
+        for line in process.stdout:
+            if ready_line in line:
+                break
+        threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+    else:
+        while True:
+            try:
+                with urllib.request.urlopen(ready_url, timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except Exception:
+                pass
+            if process.poll() is not None:
+                sys.exit(f"{command[0]} exited early; see {log.name}")
+            time.sleep(0.005)
+    return process, time.monotonic() - began
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    RUNNING.remove(process)
+
+
+# --- load generators -------------------------------------------------------------------------
+
+def wrk(url: str, script: str | None = None, env: dict | None = None, connections=CONNECTIONS, pid=None):
+    """One wrk run; returns (requests/s, non-2xx count, p50 ms, p99 ms, peak RSS of pid)."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{DURATION}s", "--latency", url]
+    if script:
+        command[1:1] = ["-s", str(BENCH / "wrk" / script)]
+    peak = [0]
+    sampling = [pid is not None]
+
+    def sample():
+        while sampling[0]:
+            peak[0] = max(peak[0], rss_kb(pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out = subprocess.run(command, env={**os.environ, "THREADS": "2", **(env or {})}, capture_output=True, text=True, timeout=DURATION + 60).stdout
+    sampling[0] = False
+    sampler.join()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    if (m := re.search(r"non2xx=(\d+)", out)):
+        non2xx = max(non2xx, int(m.group(1)))
+    errors = re.search(r"Socket errors: (.*)", out)
+
+    def percentile(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    if errors:
+        non2xx += 1
+    return rps, non2xx, percentile(50), percentile(99), peak[0]
+
+
+def oha(url: str, rate: float, method="GET", body=None, auth=None):
+    """oha at a fixed rate; returns (achieved requests/s, non-2xx count, p50 ms, p99 ms)."""
+    command = [OHA, "--no-tui", "--output-format", "json", "-z", f"{DURATION}s", "-q", str(int(rate)), "-c", str(CONNECTIONS), "-m", method, url]
+    if body:
+        command += ["-d", body, "-T", "application/x-www-form-urlencoded"]
+    if auth:
+        command += ["-H", f"Authorization: {auth}"]
+    result = json.loads(subprocess.run(command, capture_output=True, text=True, timeout=DURATION + 60).stdout)
+    codes = result.get("statusCodeDistribution", {})
+    non2xx = sum(n for code, n in codes.items() if not code.startswith("2"))
+    percentiles = result["latencyPercentiles"]
+    return result["summary"]["requestsPerSec"], non2xx, percentiles["p50"] * 1000, percentiles["p99"] * 1000
+
+
+# --- the implementations ---------------------------------------------------------------------
+
+class Target:
+    """What a scenario needs of an implementation."""
+
+    def __init__(self, name, issuer, auth, pid, tokens_dir, introspected):
+        self.name, self.issuer, self.auth, self.pid = name, issuer, auth, pid
+        self.tokens_dir, self.introspected = tokens_dir, introspected
+        self.metadata = http("GET", f"{issuer}/.well-known/openid-configuration")
+
+
+def ours(backend: str, rows: int):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    admin = secrets.token_urlsafe(32)
+    if backend == "sqlite":
+        database = f"sqlite://{WORK}/ours.db?mode=rwc"
+    else:
+        name = f"bench_{secrets.token_hex(4)}"
+        subprocess.run(["psql", PG_SERVER, "-qc", f"CREATE DATABASE {name}"], check=True)
+        database = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
+    unlimited = "1000000000"
+    env = {
+        "BIND": f"127.0.0.1:{port}", "PUBLIC_URL": base, "DATABASE_URL": database,
+        "ADMIN_SECRET": admin, "KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "LOG_FORMAT": "json", "RUST_LOG": "warn",
+        **{f"RL_TOKEN_{actor}": unlimited for actor in ("PER_IP", "PER_CLIENT", "PER_TENANT", "GLOBAL")},
+        **{f"RL_AUTHORIZE_{actor}": unlimited for actor in ("PER_IP", "PER_TENANT", "GLOBAL")},
+    }
+    process, ready = start([str(ROOT / "target/release/provider"), "serve"], env, f"{base}/readyz")
+    tenant = http("POST", f"{base}/admin/tenants", {"id": "bench"}, {"x-admin-secret": admin})
+    tenant_admin = {"x-admin-secret": tenant["admin_secret"]}
+    client = http("POST", f"{base}/a/bench/admin/clients", {
+        "client_name": "bench", "redirect_uris": [REDIRECT],
+        "grant_types": ["client_credentials", "authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_basic", "scope": "openid offline_access api:read",
+    }, tenant_admin)
+    user = http("POST", f"{base}/a/bench/admin/users", {"email": "bench@example.com"}, tenant_admin)
+    tokens = WORK / f"ours-{backend}"
+    tokens.mkdir()
+    seed_env = {**os.environ, **env}
+    for kind, file in (("codes", "codes.txt"), ("refresh", "refresh.txt")):
+        with open(tokens / file, "w") as out:
+            subprocess.run([str(ROOT / "target/release/bench-seed"), kind, "bench", client["client_id"], user["user_id"], str(rows)], env=seed_env, stdout=out, check=True)
+    auth = basic(client["client_id"], client["client_secret"])
+    access = http("POST", f"{base}/a/bench/token", f"grant_type=client_credentials&scope=api%3Aread&resource={urllib.parse.quote(RESOURCE, safe='')}", {"authorization": auth})["access_token"]
+    target = Target(f"ours ({backend})", f"{base}/a/bench", auth, process.pid, tokens, access)
+    return process, ready, target, env
+
+
+def peer_startup() -> float:
+    """The peer's start-to-ready with no tokens to mint."""
+    env = {"PORT": str(free_port()), "CLIENT_SECRET": "x" * 32, "OUT": str(WORK), "CODES": "0", "REFRESH": "0", "NODE_ENV": "production"}
+    process, ready = start(["node", "server.mjs"], env, None, cwd=BENCH / "peer", ready_line="ready")
+    stop(process)
+    return ready
+
+
+def peer(rows: int):
+    port = free_port()
+    secret = secrets.token_urlsafe(32)
+    tokens = WORK / "peer"
+    tokens.mkdir()
+    env = {"PORT": str(port), "CLIENT_SECRET": secret, "OUT": str(tokens), "CODES": str(rows), "REFRESH": str(rows), "NODE_ENV": "production"}
+    process, ready = start(["node", "server.mjs"], env, None, cwd=BENCH / "peer", ready_line="ready")
+    auth = basic("bench", secret)
+    issuer = f"http://127.0.0.1:{port}"
+    access = http("POST", f"{issuer}/token", "grant_type=client_credentials&scope=api%3Aread", {"authorization": auth})["access_token"]
+    return process, ready, Target("oidc-provider", issuer, auth, process.pid, tokens, access)
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+def scenarios(t: Target):
+    """(name, url, fixed body or None, token file or None) for each scenario."""
+    token = t.metadata["token_endpoint"]
+    introspection = t.metadata["introspection_endpoint"]
+    redirect = urllib.parse.quote(REDIRECT, safe="")
+    resource = "" if t.name == "oidc-provider" else f"&resource={urllib.parse.quote(RESOURCE, safe='')}"
+    return [
+        ("discovery", f"{t.issuer}/.well-known/openid-configuration", None, None),
+        ("jwks", t.metadata["jwks_uri"], None, None),
+        ("client_credentials", token, f"grant_type=client_credentials&scope=api%3Aread{resource}", None),
+        ("introspection", introspection, f"token={t.introspected}", None),
+        ("authorization_code", token, f"grant_type=authorization_code&code={{token}}&redirect_uri={redirect}&code_verifier={VERIFIER}", "codes.txt"),
+        ("refresh_token", token, "grant_type=refresh_token&refresh_token={token}", "refresh.txt"),
+    ]
+
+
+def measure(t: Target, only=None) -> dict:
+    results = {}
+    for name, url, body, token_file in scenarios(t):
+        if only and name not in only:
+            continue
+        runs = []
+        for _ in range(RUNS):
+            if token_file:
+                env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth}
+                runs.append(wrk(url, "tokens.lua", env, pid=t.pid))
+                # Each run spends its tokens; the next takes the file's unused tail.
+                spend(t.tokens_dir / token_file, int(runs[-1][0] * DURATION * 2) + CONNECTIONS)
+            elif body:
+                runs.append(wrk(url, "form.lua", {"BODY": body, "AUTH": t.auth}, pid=t.pid))
+            else:
+                runs.append(wrk(url, pid=t.pid))
+        peak = statistics.median(r[0] for r in runs)
+        entry = {"peak": peak, "peak_errors": sum(r[1] for r in runs), "rss_kb": max(r[4] for r in runs)}
+        for share in (0.5, 0.8):
+            rate = peak * share
+            if token_file:
+                paced = 16
+                env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth, "PACE_MS": str(max(1, int(paced * 1000 / rate)))}
+                rps, errors, p50, p99, _ = wrk(url, "tokens.lua", env, connections=paced)
+                spend(t.tokens_dir / token_file, int(rps * DURATION * 2) + paced)
+            elif body:
+                rps, errors, p50, p99 = oha(url, rate, "POST", body, t.auth)
+            else:
+                rps, errors, p50, p99 = oha(url, rate)
+            entry[f"at{int(share * 100)}"] = {"rate": rps, "errors": errors, "p50": p50, "p99": p99}
+        results[name] = entry
+        print(f"  {t.name:22} {name:20} peak {peak:9.0f}/s  p99@80% {entry['at80']['p99']:7.2f} ms  errors {entry['peak_errors'] + entry['at50']['errors'] + entry['at80']['errors']}", flush=True)
+    return results
+
+
+def spend(file: Path, used: int) -> None:
+    """Drops the first `used` lines of a token file: those tokens are spent."""
+    lines = file.read_text().splitlines()
+    if used >= len(lines):
+        # The next run sends spent tokens: its refusals show as non-2xx in the report.
+        print(f"  warning: {file.name} ran out of tokens; raise ROWS", flush=True)
+        used = max(0, len(lines) - 1000)
+    file.write_text("\n".join(lines[used:]) + "\n")
+
+
+def spread(env: dict, base: str, pid: int) -> dict:
+    """Discovery, JWKS and client_credentials spread over 1,000 tenants x 10 clients."""
+    admin = {"x-admin-secret": env["ADMIN_SECRET"]}
+    lines = []
+    for i in range(1000):
+        tenant = f"t{i:04d}"
+        created = http("POST", f"{base}/admin/tenants", {"id": tenant}, admin)
+        for j in range(10):
+            client = http("POST", f"{base}/a/{tenant}/admin/clients", {
+                "client_name": f"c{j}", "grant_types": ["client_credentials"],
+                "token_endpoint_auth_method": "client_secret_basic", "scope": "api:read",
+            }, {"x-admin-secret": created["admin_secret"]})
+            lines.append(f"{tenant} {basic(client['client_id'], client['client_secret'])}")
+    spread_file = WORK / "spread.txt"
+    spread_file.write_text("\n".join(lines) + "\n")
+    results = {}
+    for name, path in (("discovery", "/.well-known/openid-configuration"), ("jwks", "/jwks.json"), ("client_credentials", "/token")):
+        env = {"SPREAD": str(spread_file), "PATH_SUFFIX": path, "BODY": f"grant_type=client_credentials&scope=api%3Aread&resource={urllib.parse.quote(RESOURCE, safe='')}" if name == "client_credentials" else ""}
+        runs = [wrk(f"{base}/", "spread.lua", env, pid=pid) for _ in range(RUNS)]
+        results[name] = {"peak": statistics.median(r[0] for r in runs), "errors": sum(r[1] for r in runs), "p99": statistics.median(r[3] for r in runs), "rss_kb": max(r[4] for r in runs)}
+        print(f"  spread {name:20} peak {results[name]['peak']:9.0f}/s errors {results[name]['errors']}", flush=True)
+    return results
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def versions() -> dict:
+    run = lambda *c: subprocess.run(c, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    peer_version = json.loads((BENCH / "peer/node_modules/oidc-provider/package.json").read_text())["version"]
+    return {
+        "rustc": run("rustc", "--version"), "node": run("node", "--version"),
+        "oidc-provider": peer_version, "wrk": " ".join(subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[:2]),
+        "oha": run(OHA, "--version"),
+        "cpu": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?"),
+        "cores": str(os.cpu_count()), "kernel": os.uname().release,
+        "postgres": run("psql", PG_SERVER, "-tAc", "SHOW server_version"),
+    }
+
+
+def report(measured: dict, startup: dict, idle: dict, spread_results: dict | None) -> str:
+    v = versions()
+    lines = [
+        f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {v['cores']} cores ({v['cpu']}), Linux {v['kernel']}; "
+        f"{v['rustc']}, node {v['node']}, oidc-provider {v['oidc-provider']}, {v['wrk']}, {v['oha']}, PostgreSQL {v['postgres']}. "
+        f"Peaks: wrk, 2 threads, {CONNECTIONS} connections, {DURATION} s, median of {RUNS} runs. Latency: a fixed rate of 50% and 80% of that peak for {DURATION} s "
+        "(oha; single-use token scenarios: wrk with 16 connections paced).",
+        "",
+        "| scenario | " + " | ".join(f"{n} peak/s" for n in measured) + " | " + " | ".join(f"{n} p50 / p99 ms at 80%" for n in measured) + " | ours (SQLite) / peer |",
+        "|---|" + "---|" * (2 * len(measured) + 1),
+    ]
+    names = list(measured)
+    for scenario in measured[names[0]]:
+        peaks = [measured[n][scenario]["peak"] for n in names]
+        lat = [f"{measured[n][scenario]['at80']['p50']:.2f} / {measured[n][scenario]['at80']['p99']:.2f}" for n in names]
+        ratio = ""
+        if "oidc-provider" in measured and "ours (sqlite)" in measured:
+            ratio = f"{measured['ours (sqlite)'][scenario]['peak'] / measured['oidc-provider'][scenario]['peak']:.1f}x"
+        lines.append(f"| {scenario} | " + " | ".join(f"{p:,.0f}" for p in peaks) + " | " + " | ".join(lat) + f" | {ratio} |")
+    errors = {n: sum(s["peak_errors"] + s["at50"]["errors"] + s["at80"]["errors"] for s in measured[n].values()) for n in names}
+    lines += [
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        "| start to ready | " + " | ".join(f"{startup[n] * 1000:.0f} ms" for n in names) + " |",
+        "| RSS idle | " + " | ".join(f"{idle[n] / 1024:.1f} MB" for n in names) + " |",
+        "| RSS peak under load | " + " | ".join(f"{max(s['rss_kb'] for s in measured[n].values()) / 1024:.1f} MB" for n in names) + " |",
+        "| non-2xx responses in all runs | " + " | ".join(str(errors[n]) for n in names) + " |",
+        "| latency at 50%: p50 / p99 ms, client_credentials | " + " | ".join(f"{measured[n]['client_credentials']['at50']['p50']:.2f} / {measured[n]['client_credentials']['at50']['p99']:.2f}" for n in names) + " |",
+    ]
+    if spread_results:
+        lines += ["", "Ours on SQLite, spread over 1,000 tenants x 10 clients (each request a random tenant and client):", "",
+                  "| scenario | peak/s | p99 ms at peak | RSS peak | non-2xx |", "|---|---|---|---|---|"]
+        for name, r in spread_results.items():
+            lines.append(f"| {name} | {r['peak']:,.0f} | {r['p99']:.2f} | {r['rss_kb'] / 1024:.1f} MB | {r['errors']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    measured, startup, idle = {}, {}, {}
+    spread_results = None
+    try:
+        for backend in ("sqlite", "postgres"):
+            if backend in SKIP:
+                continue
+            rows = int(os.environ.get("ROWS", "600000" if backend == "sqlite" else "250000"))
+            process, ready, target, env = ours(backend, rows)
+            time.sleep(1)
+            startup[target.name], idle[target.name] = ready, rss_kb(process.pid)
+            measured[target.name] = measure(target)
+            if backend == "sqlite" and "spread" not in SKIP:
+                spread_results = spread(env, target.issuer.rsplit("/a/", 1)[0], process.pid)
+            stop(process)
+        if "peer" not in SKIP:
+            ready = peer_startup()
+            process, _, target = peer(int(os.environ.get("PEER_ROWS", "200000")))
+            time.sleep(1)
+            startup[target.name], idle[target.name] = ready, rss_kb(process.pid)
+            measured[target.name] = measure(target)
+            stop(process)
+    finally:
+        for process in list(RUNNING):
+            stop(process)
+    text = report(measured, startup, idle, spread_results)
+    (BENCH / "last-run.md").write_text(text)
+    (BENCH / "last-run.json").write_text(json.dumps({"measured": measured, "startup": startup, "idle_kb": idle, "spread": spread_results}, indent=1))
+    print(text)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
