@@ -11,9 +11,11 @@ since oha sends one body). Memory under load is the peak RSS during the client_c
 runs. Then ours again, on SQLite, with the same scenarios spread over 1,000 tenants x 10
 clients. Writes a Markdown report to bench/last-run.md and prints it.
 
-Environment: DURATION (seconds per run, 10), RUNS (3), CONNECTIONS (32), SKIP (names of parts
-to leave out: sqlite postgres peer spread), TEST_DATABASE_URL (the PostgreSQL server, default
-postgres://postgres@127.0.0.1:5432/postgres).
+Environment: DURATION (seconds per run, 10), RUNS (3), CONNECTIONS (32), ROWS and PEER_ROWS
+(single-use tokens made per implementation), SKIP (parts to leave out: sqlite postgres peer
+spread), TEST_DATABASE_URL (the PostgreSQL server, default postgres://postgres@127.0.0.1:5432/postgres).
+Introspection asks about a refresh token on both sides (oidc-provider does not introspect its
+JWT access tokens).
 """
 
 import base64
@@ -119,6 +121,9 @@ def stop(process: subprocess.Popen) -> None:
 
 # --- load generators -------------------------------------------------------------------------
 
+LAST_REQUESTS = [0]
+
+
 def wrk(url: str, script: str | None = None, env: dict | None = None, connections=CONNECTIONS, pid=None):
     """One wrk run; returns (requests/s, non-2xx count, p50 ms, p99 ms, peak RSS of pid)."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{DURATION}s", "--latency", url]
@@ -138,6 +143,7 @@ def wrk(url: str, script: str | None = None, env: dict | None = None, connection
     sampling[0] = False
     sampler.join()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    LAST_REQUESTS[0] = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     if (m := re.search(r"non2xx=(\d+)", out)):
         non2xx = max(non2xx, int(m.group(1)))
@@ -214,17 +220,18 @@ def ours(backend: str, rows: int):
         with open(tokens / file, "w") as out:
             subprocess.run([str(ROOT / "target/release/bench-seed"), kind, "bench", client["client_id"], user["user_id"], str(rows)], env=seed_env, stdout=out, check=True)
     auth = basic(client["client_id"], client["client_secret"])
-    access = http("POST", f"{base}/a/bench/token", f"grant_type=client_credentials&scope=api%3Aread&resource={urllib.parse.quote(RESOURCE, safe='')}", {"authorization": auth})["access_token"]
-    target = Target(f"ours ({backend})", f"{base}/a/bench", auth, process.pid, tokens, access)
+    target = Target(f"ours ({backend})", f"{base}/a/bench", auth, process.pid, tokens, reserve(tokens / "refresh.txt"))
     return process, ready, target, env
 
 
-def peer_startup() -> float:
-    """The peer's start-to-ready with no tokens to mint."""
+def peer_startup() -> tuple[float, int]:
+    """The peer's start-to-ready and idle memory with no tokens minted."""
     env = {"PORT": str(free_port()), "CLIENT_SECRET": "x" * 32, "OUT": str(WORK), "CODES": "0", "REFRESH": "0", "NODE_ENV": "production"}
     process, ready = start(["node", "server.mjs"], env, None, cwd=BENCH / "peer", ready_line="ready")
+    time.sleep(1)
+    idle = rss_kb(process.pid)
     stop(process)
-    return ready
+    return ready, idle
 
 
 def peer(rows: int):
@@ -236,8 +243,15 @@ def peer(rows: int):
     process, ready = start(["node", "server.mjs"], env, None, cwd=BENCH / "peer", ready_line="ready")
     auth = basic("bench", secret)
     issuer = f"http://127.0.0.1:{port}"
-    access = http("POST", f"{issuer}/token", "grant_type=client_credentials&scope=api%3Aread", {"authorization": auth})["access_token"]
-    return process, ready, Target("oidc-provider", issuer, auth, process.pid, tokens, access)
+    return process, ready, Target("oidc-provider", issuer, auth, process.pid, tokens, reserve(tokens / "refresh.txt"))
+
+
+def reserve(file: Path) -> str:
+    """Takes the last token out of a token file, to be introspected (never spent): a refresh
+    token, since oidc-provider does not introspect its JWT access tokens."""
+    lines = file.read_text().splitlines()
+    file.write_text("\n".join(lines[:-1]) + "\n")
+    return lines[-1]
 
 
 # --- scenarios -------------------------------------------------------------------------------
@@ -269,7 +283,7 @@ def measure(t: Target, only=None) -> dict:
                 env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth}
                 runs.append(wrk(url, "tokens.lua", env, pid=t.pid))
                 # Each run spends its tokens; the next takes the file's unused tail.
-                spend(t.tokens_dir / token_file, int(runs[-1][0] * DURATION * 2) + CONNECTIONS)
+                spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
             elif body:
                 runs.append(wrk(url, "form.lua", {"BODY": body, "AUTH": t.auth}, pid=t.pid))
             else:
@@ -282,7 +296,7 @@ def measure(t: Target, only=None) -> dict:
                 paced = 16
                 env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth, "PACE_MS": str(max(1, int(paced * 1000 / rate)))}
                 rps, errors, p50, p99, _ = wrk(url, "tokens.lua", env, connections=paced)
-                spend(t.tokens_dir / token_file, int(rps * DURATION * 2) + paced)
+                spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
             elif body:
                 rps, errors, p50, p99 = oha(url, rate, "POST", body, t.auth)
             else:
@@ -387,7 +401,7 @@ def main() -> None:
         for backend in ("sqlite", "postgres"):
             if backend in SKIP:
                 continue
-            rows = int(os.environ.get("ROWS", "600000" if backend == "sqlite" else "250000"))
+            rows = int(os.environ.get("ROWS", "200000" if backend == "sqlite" else "150000"))
             process, ready, target, env = ours(backend, rows)
             time.sleep(1)
             startup[target.name], idle[target.name] = ready, rss_kb(process.pid)
@@ -396,10 +410,9 @@ def main() -> None:
                 spread_results = spread(env, target.issuer.rsplit("/a/", 1)[0], process.pid)
             stop(process)
         if "peer" not in SKIP:
-            ready = peer_startup()
-            process, _, target = peer(int(os.environ.get("PEER_ROWS", "200000")))
-            time.sleep(1)
-            startup[target.name], idle[target.name] = ready, rss_kb(process.pid)
+            ready, idle_kb = peer_startup()
+            process, _, target = peer(int(os.environ.get("PEER_ROWS", "300000")))
+            startup[target.name], idle[target.name] = ready, idle_kb
             measured[target.name] = measure(target)
             stop(process)
     finally:
