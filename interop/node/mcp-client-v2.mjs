@@ -12,31 +12,16 @@ import {
   extractResourceMetadataUrl,
   refreshAuthorization,
 } from '@modelcontextprotocol/client';
-import { apiUrl, browse, later, pastGrace, callApi, check, redirectUrl, refusal, report } from './stage.mjs';
+import { MemoryConnector, apiUrl, browse, callApi, check, later, pastGrace, refusal, report } from './stage.mjs';
 
-class Connector {
-  redirectUrl = redirectUrl;
-  clientMetadataUrl = process.env.CLIENT_METADATA_URL || undefined;
-  clientMetadata = {
-    client_name: 'MCP SDK v2 connector',
-    redirect_uris: [redirectUrl],
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'none',
-  };
+// v2 also sends `state` and binds the callback leg to the discovery it recorded.
+class Connector extends MemoryConnector {
   state() { return (this.sentState = crypto.randomUUID()); }
-  clientInformation() { return this.client; }
-  saveClientInformation(client) { this.client = client; }
-  tokens() { return this.saved; }
-  saveTokens(tokens) { this.saved = tokens; }
-  redirectToAuthorization(url) { this.authorizationUrl = url; }
-  saveCodeVerifier(verifier) { this.verifier = verifier; }
-  codeVerifier() { return this.verifier; }
   saveDiscoveryState(state) { this.discovery = state; }
   discoveryState() { return this.discovery; }
 }
 
-const connector = new Connector();
+const connector = new Connector('MCP SDK v2 connector');
 const unauthenticated = await callApi();
 check(unauthenticated.status === 401, `401 without a token, got ${unauthenticated.status}`);
 const resourceMetadataUrl = extractResourceMetadataUrl(unauthenticated);

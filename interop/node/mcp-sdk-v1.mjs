@@ -10,29 +10,9 @@ import {
   refreshAuthorization,
 } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidGrantError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import { apiUrl, browse, later, pastGrace, callApi, check, redirectUrl, refusal, report } from './stage.mjs';
+import { MemoryConnector, apiUrl, browse, callApi, check, later, pastGrace, refusal, report } from './stage.mjs';
 
-class Connector {
-  redirectUrl = redirectUrl;
-  // With a client ID metadata document, the connector is known by its URL and never registers.
-  clientMetadataUrl = process.env.CLIENT_METADATA_URL || undefined;
-  clientMetadata = {
-    client_name: 'MCP SDK v1 connector',
-    redirect_uris: [redirectUrl],
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'none',
-  };
-  clientInformation() { return this.client; }
-  saveClientInformation(client) { this.client = client; }
-  tokens() { return this.saved; }
-  saveTokens(tokens) { this.saved = tokens; }
-  redirectToAuthorization(url) { this.authorizationUrl = url; }
-  saveCodeVerifier(verifier) { this.verifier = verifier; }
-  codeVerifier() { return this.verifier; }
-}
-
-const connector = new Connector();
+const connector = new MemoryConnector('MCP SDK v1 connector');
 const unauthenticated = await callApi();
 check(unauthenticated.status === 401, `401 without a token, got ${unauthenticated.status}`);
 const resourceMetadataUrl = extractResourceMetadataUrl(unauthenticated);

@@ -53,3 +53,27 @@ export function callApi(accessToken) {
 
 /** Where the person's browser comes back to: a native client's loopback listener. */
 export const redirectUrl = 'http://127.0.0.1:9/callback';
+
+/** An MCP SDK's `OAuthClientProvider` kept in memory: a native connector with a loopback
+ *  redirect and no secret. With `CLIENT_METADATA_URL` set it is known by its client ID
+ *  metadata document and never registers. */
+export class MemoryConnector {
+  redirectUrl = redirectUrl;
+  clientMetadataUrl = process.env.CLIENT_METADATA_URL || undefined;
+  constructor(name) {
+    this.clientMetadata = {
+      client_name: name,
+      redirect_uris: [redirectUrl],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  clientInformation() { return this.client; }
+  saveClientInformation(client) { this.client = client; }
+  tokens() { return this.saved; }
+  saveTokens(tokens) { this.saved = tokens; }
+  redirectToAuthorization(url) { this.authorizationUrl = url; }
+  saveCodeVerifier(verifier) { this.verifier = verifier; }
+  codeVerifier() { return this.verifier; }
+}

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use openidconnect::{
-    AccessToken, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySet, LogoutRequest, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
-    ProviderMetadataWithLogout, RedirectUrl, RefreshToken, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, JsonWebKeySet, LogoutRequest, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
+    RedirectUrl, RefreshToken, Scope, TokenResponse,
     core::{
         CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdToken, CoreIdTokenClaims,
         CoreTokenResponse,
@@ -289,11 +289,6 @@ impl Oidc {
                 .http_get_url()
                 .to_string(),
         )
-    }
-
-    /// The access token, for calling the API.
-    pub fn bearer(tokens: &Tokens) -> AccessToken {
-        AccessToken::new(tokens.access_token.clone())
     }
 }
 

@@ -357,21 +357,20 @@ struct CsrfForm {
     csrf: String,
 }
 
-/// Whether the form's token is this session's.
-async fn csrf_ok(session: &Session, form: &CsrfForm) -> bool {
+/// The 403 page when the form's token is not this session's; `None` when it is.
+async fn forged(app: &App, session: &Session, form: &CsrfForm) -> Option<Response> {
     use subtle::ConstantTimeEq;
     let expected: Option<String> = session.get(CSRF).await.ok().flatten();
-    expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(form.csrf.as_bytes())))
+    let genuine = expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(form.csrf.as_bytes())));
+    (!genuine).then(|| {
+        let message = "The form had expired. Please try again.";
+        problem(app, StatusCode::FORBIDDEN, "Refused", message)
+    })
 }
 
 async fn refresh(State(app): State<App>, session: Session, Form(form): Form<CsrfForm>) -> Response {
-    if !csrf_ok(&session, &form).await {
-        return problem(
-            &app,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form had expired. Please try again.",
-        );
+    if let Some(refused) = forged(&app, &session, &form).await {
+        return refused;
     }
     match current_tokens(&app, &session, true).await {
         Ok(_) => Redirect::to("/profile").into_response(),
@@ -384,13 +383,8 @@ async fn call_api(
     session: Session,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&session, &form).await {
-        return problem(
-            &app,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form had expired. Please try again.",
-        );
+    if let Some(refused) = forged(&app, &session, &form).await {
+        return refused;
     }
     let tokens = match current_tokens(&app, &session, false).await {
         Ok(tokens) => tokens,
@@ -400,7 +394,7 @@ async fn call_api(
     let result = match app
         .http
         .get(&url)
-        .bearer_auth(Oidc::bearer(&tokens).secret())
+        .bearer_auth(&tokens.access_token)
         .send()
         .await
     {
@@ -418,13 +412,8 @@ async fn call_api(
 }
 
 async fn logout(State(app): State<App>, session: Session, Form(form): Form<CsrfForm>) -> Response {
-    if !csrf_ok(&session, &form).await {
-        return problem(
-            &app,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "The form had expired. Please try again.",
-        );
+    if let Some(refused) = forged(&app, &session, &form).await {
+        return refused;
     }
     let tokens = signed_in(&session).await;
     let _ = session.flush().await;

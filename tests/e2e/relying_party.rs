@@ -357,11 +357,7 @@ async fn with_no_configuration_it_signs_in_against_dev_mode() {
         .unwrap();
     let go = |url: String| b.get(url).send();
     let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
-    let field = |html: &str, name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = html.find(&marker).unwrap() + marker.len();
-        html[start..].split('"').next().unwrap().to_owned()
-    };
+    let field = e2e::agent::field;
     let login = go("http://127.0.0.1:3000/login".into()).await.unwrap();
     let authorize = location(&login);
     assert!(authorize.starts_with("http://127.0.0.1:8080/a/demo/authorize?"));

@@ -73,15 +73,7 @@ pub(crate) async fn world_with(backend: Backend, env: &[(&str, &str)]) -> World 
     }
 }
 
-/// The value of a hidden form field in a page.
-pub(crate) fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
+pub(crate) use e2e::agent::field;
 
 pub(crate) fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()

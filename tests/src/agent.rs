@@ -91,7 +91,7 @@ fn location(response: &reqwest::Response) -> String {
 }
 
 /// The value of a hidden form field in a page.
-fn field(html: &str, name: &str) -> String {
+pub fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
