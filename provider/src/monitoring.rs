@@ -2,7 +2,7 @@
 //! things happen; what is read from the database (key states, mail waiting, pool use) is
 //! measured at scrape time by `http::prometheus`.
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -24,7 +24,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 )
                 .ok()?;
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    drain_histograms(handle.clone());
+                    Some(handle)
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "metrics recorder not installed");
                     None
@@ -32,6 +35,25 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP: Duration = Duration::from_secs(5);
+
+/// Histogram samples wait in the recorder until upkeep folds them into buckets; a scrape does
+/// that too, but a server nobody scrapes would otherwise keep every sample of every request.
+fn drain_histograms(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "metrics upkeep not started");
+    }
 }
 
 /// One answered request, by route template (never the raw path, whose ids would explode the

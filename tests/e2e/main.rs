@@ -18,6 +18,7 @@ mod browser;
 mod deployment;
 mod discovery;
 mod dpop;
+mod group_commit;
 mod health;
 mod interop;
 mod interop_openidconnect;

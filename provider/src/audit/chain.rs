@@ -75,12 +75,19 @@ pub async fn seal_at_most(
             return Ok(sealed);
         }
         let (mut seq, mut prev) = (head.head_seq, head.head_hash);
+        let mut seals = Vec::with_capacity(rows.len());
         for row in &rows {
             seq += 1;
             let hash = link_hash(digester, tenant, seq, &prev, row);
-            audit::seal_row(&mut *tx, row.id, seq, &prev, &hash).await?;
-            prev = hash;
+            let prev_hash = std::mem::replace(&mut prev, hash.clone());
+            seals.push(audit::Seal {
+                id: row.id,
+                seq,
+                prev: prev_hash,
+                hash,
+            });
         }
+        audit::seal_rows(&mut *tx, &seals).await?;
         audit::set_head(&mut *tx, tenant, seq, &prev).await?;
         store::commit(tx).await?;
         sealed += rows.len() as u64;

@@ -17,7 +17,7 @@ use sqlx::{Any, Executor};
 use crate::{
     clock::Clock,
     http::request_id::RequestId,
-    store::{StoreResult, audit::AuditRow},
+    store::{StoreResult, audit::OwnedAuditRow},
 };
 
 /// The bucket for events that belong to no tenant, such as a failed root admin login. Tenant
@@ -94,8 +94,28 @@ impl<'a> AuditEvent<'a> {
     }
 }
 
+/// The row that records `event` for `tenant_id`, to write with the change it describes.
+pub fn row(
+    clock: &dyn Clock,
+    tenant_id: &str,
+    meta: &RequestMeta,
+    event: AuditEvent<'_>,
+) -> OwnedAuditRow {
+    OwnedAuditRow {
+        tenant_id: tenant_id.to_owned(),
+        occurred_at_ms: clock.unix_ms(),
+        event: event.event.to_owned(),
+        client_id: event.client_id.map(str::to_owned),
+        user_id: event.user_id.map(str::to_owned),
+        ip: meta.ip.map(|ip| ip.to_string()),
+        user_agent: meta.user_agent.clone(),
+        request_id: meta.request_id.clone(),
+        details: event.details.to_string(),
+    }
+}
+
 /// Writes `event` for `tenant_id` when there is no change to record it with, sharing a commit
-/// with concurrent requests' rows (`store::audit_batch`); returns once it is durable.
+/// with concurrent requests' writes (`store::group_commit`); returns once it is durable.
 pub async fn record_alone(
     store: &crate::store::Store,
     clock: &dyn Clock,
@@ -103,19 +123,7 @@ pub async fn record_alone(
     meta: &RequestMeta,
     event: AuditEvent<'_>,
 ) -> StoreResult<()> {
-    store
-        .append_audit(crate::store::audit_batch::OwnedAuditRow {
-            tenant_id: tenant_id.to_owned(),
-            occurred_at_ms: clock.unix_ms(),
-            event: event.event.to_owned(),
-            client_id: event.client_id.map(str::to_owned),
-            user_id: event.user_id.map(str::to_owned),
-            ip: meta.ip.map(|ip| ip.to_string()),
-            user_agent: meta.user_agent.clone(),
-            request_id: meta.request_id.clone(),
-            details: event.details.to_string(),
-        })
-        .await
+    store.write(row(clock, tenant_id, meta, event)).await
 }
 
 /// Writes `event` for `tenant_id`; pass the transaction of the change it describes.
@@ -126,21 +134,5 @@ pub async fn record<'e>(
     meta: &RequestMeta,
     event: AuditEvent<'_>,
 ) -> StoreResult<()> {
-    let ip = meta.ip.map(|ip| ip.to_string());
-    let details = event.details.to_string();
-    crate::store::audit::insert(
-        db,
-        &AuditRow {
-            tenant_id,
-            occurred_at_ms: clock.unix_ms(),
-            event: event.event,
-            client_id: event.client_id,
-            user_id: event.user_id,
-            ip: ip.as_deref(),
-            user_agent: meta.user_agent.as_deref(),
-            request_id: meta.request_id.as_deref(),
-            details: &details,
-        },
-    )
-    .await
+    crate::store::audit::insert(db, row(clock, tenant_id, meta, event).borrowed()).await
 }

@@ -34,10 +34,18 @@ pub(super) async fn introspect(
     }
     let token = single(&params, "token")?
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    if let Some((row, family)) = refresh::lookup(&state, &tenant.tenant.id, token).await? {
-        if !refresh::is_live(&state, &row, &family) {
+    // Refresh tokens are base64url and never hold a dot; a JWT access token holds two, and
+    // needs no database read to be told apart.
+    let found = if token.contains('.') {
+        None
+    } else {
+        refresh::lookup(&state, &tenant.tenant.id, token).await?
+    };
+    if let Some(presented) = found {
+        if !refresh::is_live(&state, &presented) {
             return Ok(no_store(json!({ "active": false })));
         }
+        let family = &presented.family;
         let client_active = state
             .client(&tenant.tenant.id, &family.client_id)
             .await?
@@ -52,7 +60,7 @@ pub(super) async fn introspect(
             "sub": family.user_id,
             "scope": family.scope,
             "iss": tenant.issuer,
-            "exp": row.expires_at.min(family.expires_at),
+            "exp": presented.token.expires_at.min(family.expires_at),
         })));
     }
     match tokens::check(&state, &tenant.tenant.id, &tenant.issuer, token).await {

@@ -17,7 +17,7 @@ use crate::{
         resource,
     },
     state::AppState,
-    store::{self, Tx, clients::Client, refresh, users},
+    store::{self, clients::Client, refresh},
     tokens,
 };
 
@@ -48,21 +48,19 @@ pub(super) struct Grant<'a> {
     pub(super) dpop_jkt: Option<&'a str>,
 }
 
-/// Starts a family for a grant, inside its transaction, when the client may refresh; returns
-/// the first refresh token.
-pub(super) async fn start_family(
+/// The family a grant starts, when the client may refresh, with its first refresh token; it
+/// is written with the grant's other rows.
+pub(super) fn new_family(
     state: &AppState,
     tenant: &IssuerTenant,
-    tx: &mut Tx,
     grant: Grant<'_>,
-) -> Result<Option<String>, store::StoreError> {
+) -> Option<(refresh::NewFamily, String)> {
     let offline = grant.scope.iter().any(|s| s == "offline_access");
     if !grant.client.metadata.allows_grant(GRANT_REFRESH_TOKEN)
         || (tenant.tenant.require_offline_access && !offline)
     {
-        return Ok(None);
+        return None;
     }
-    let id = &tenant.tenant.id;
     let now = state.clock.unix();
     let family = refresh::Family {
         id: random_b64(16),
@@ -80,20 +78,16 @@ pub(super) async fn start_family(
             .filter(|_| grant.client.metadata.is_public())
             .map(str::to_owned),
     };
-    refresh::insert_family(&mut **tx, id, &family, now).await?;
-    refresh::record_access_token(
-        &mut **tx,
-        id,
-        &family.id,
-        grant.access_jti,
-        grant.access_exp,
-    )
-    .await?;
     let token = random_secret();
-    let digest = state.digester.digest(SecretKind::RefreshToken, &token);
-    let expires_at = (now + tenant.tenant.refresh_idle_secs).min(family.expires_at);
-    refresh::insert_token(&mut **tx, id, &digest, &family.id, 0, now, expires_at).await?;
-    Ok(Some(token))
+    let new = refresh::NewFamily {
+        token_digest: state.digester.digest(SecretKind::RefreshToken, &token),
+        token_expires_at: (now + tenant.tenant.refresh_idle_secs).min(family.expires_at),
+        access_jti: grant.access_jti.to_owned(),
+        access_expires_at: grant.access_exp,
+        family,
+        now,
+    };
+    Some((new, token))
 }
 
 /// The `refresh_token` grant.
@@ -110,12 +104,13 @@ pub(super) async fn refresh_grant(
     let id = &tenant.tenant.id;
     let digest = state.digester.digest(SecretKind::RefreshToken, presented);
     let now = state.clock.unix();
-    let Some(token) = refresh::get_token(state.store.reader(), id, &digest).await? else {
-        return Err(invalid_grant("the refresh token is not valid"));
-    };
-    let family = refresh::get_family(state.store.reader(), id, &token.family_id).await?;
+    let found = refresh::get_presented(state.store.reader(), id, &digest).await?;
     // Another client's token is refused like an unknown one.
-    let Some(family) = family.filter(|f| f.revoked_at.is_none() && f.client_id == client.client_id)
+    let Some(refresh::Presented {
+        token,
+        family,
+        user_active,
+    }) = found.filter(|p| p.family.revoked_at.is_none() && p.family.client_id == client.client_id)
     else {
         return Err(invalid_grant("the refresh token is not valid"));
     };
@@ -152,8 +147,7 @@ pub(super) async fn refresh_grant(
     let resources = resource::narrow(requested, &family_resources).map_err(|why| {
         OAuthError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_target", why)
     })?;
-    let user = users::get(state.store.reader(), id, &family.user_id).await?;
-    if !user.is_some_and(|u| u.status == users::UserStatus::Active) {
+    if !user_active {
         return Err(invalid_grant("the user can no longer sign in"));
     }
 
@@ -194,35 +188,32 @@ pub(super) async fn refresh_grant(
         .keyring
         .seal(body.to_string().as_bytes(), &response_aad(id, &digest));
 
-    let mut tx = state.store.begin().await?;
-    if !refresh::rotate(&mut *tx, id, &digest, now, &sealed).await? {
+    let generation = token.generation + 1;
+    let details = json!({ "grant_type": GRANT_REFRESH_TOKEN, "jti": jti, "family": family.id, "generation": generation });
+    let event = AuditEvent::new("token.refreshed")
+        .client(&client.client_id)
+        .user(&family.user_id)
+        .details(details);
+    let rotation = refresh::Rotation {
+        tenant: id.clone(),
+        digest: digest.clone(),
+        now,
+        sealed_response: sealed,
+        family_id: family.id.clone(),
+        successor_digest: state.digester.digest(SecretKind::RefreshToken, &successor),
+        successor_generation: generation,
+        successor_expires_at: (now + tenant.tenant.refresh_idle_secs).min(family.expires_at),
+        access_jti: jti,
+        access_expires_at: now + ttl,
+        audit: audit::row(state.clock.as_ref(), id.as_str(), meta, event),
+    };
+    if !state.store.write(rotation).await? {
         // Another use of this token rotated it first: answer as its retry would be answered.
-        drop(tx);
         let Some(rotated) = refresh::get_token(state.store.reader(), id, &digest).await? else {
             return Err(invalid_grant("the refresh token is not valid"));
         };
         return retry_or_reuse(state, tenant, client, &family, &rotated, &digest, meta).await;
     }
-    let successor_digest = state.digester.digest(SecretKind::RefreshToken, &successor);
-    let expires_at = (now + tenant.tenant.refresh_idle_secs).min(family.expires_at);
-    refresh::insert_token(
-        &mut *tx,
-        id,
-        &successor_digest,
-        &family.id,
-        token.generation + 1,
-        now,
-        expires_at,
-    )
-    .await?;
-    refresh::record_access_token(&mut *tx, id, &family.id, &jti, now + ttl).await?;
-    let details = json!({ "grant_type": GRANT_REFRESH_TOKEN, "jti": jti, "family": family.id, "generation": token.generation + 1 });
-    let event = AuditEvent::new("token.refreshed")
-        .client(&client.client_id)
-        .user(&family.user_id)
-        .details(details);
-    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
-    store::commit(tx).await?;
     crate::monitoring::token_issued(GRANT_REFRESH_TOKEN);
     Ok(no_store(body))
 }
@@ -276,31 +267,26 @@ async fn retry_or_reuse(
     Err(invalid_grant("the refresh token was already used"))
 }
 
-/// The family a presented refresh token belongs to, when the family is still alive, with the
-/// token's row.
+/// A presented refresh token with its family, when the family is still alive.
 pub(super) async fn lookup(
     state: &AppState,
     tenant: &TenantId,
     presented: &str,
-) -> Result<Option<(refresh::RefreshToken, refresh::Family)>, store::StoreError> {
+) -> Result<Option<refresh::Presented>, store::StoreError> {
     let digest = state.digester.digest(SecretKind::RefreshToken, presented);
-    let Some(token) = refresh::get_token(state.store.reader(), tenant, &digest).await? else {
-        return Ok(None);
-    };
-    let family = refresh::get_family(state.store.reader(), tenant, &token.family_id).await?;
-    Ok(family
-        .filter(|f| f.revoked_at.is_none())
-        .map(|f| (token, f)))
+    let found = refresh::get_presented(state.store.reader(), tenant, &digest).await?;
+    Ok(found.filter(|p| p.family.revoked_at.is_none()))
 }
 
-/// Whether a refresh token can be used right now.
-pub(super) fn is_live(
-    state: &AppState,
-    token: &refresh::RefreshToken,
-    family: &refresh::Family,
-) -> bool {
+/// Whether a refresh token can be used right now (its user may still sign in).
+pub(super) fn is_live(state: &AppState, presented: &refresh::Presented) -> bool {
     let now = state.clock.unix();
-    token.rotated_at.is_none() && now < token.expires_at && now < family.expires_at
+    let refresh::Presented {
+        token,
+        family,
+        user_active,
+    } = presented;
+    *user_active && token.rotated_at.is_none() && now < token.expires_at && now < family.expires_at
 }
 
 /// Revokes a family at a client's request (RFC 7009), audited.

@@ -32,9 +32,9 @@ pub(super) async fn revoke(
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let id = &tenant.tenant.id;
     // A refresh token revokes its whole family, with the access tokens it produced.
-    if let Some((_, family)) = refresh::lookup(&state, id, token).await? {
-        if family.client_id == client.client_id {
-            refresh::revoke(&state, id, &family, &meta).await?;
+    if let Some(presented) = refresh::lookup(&state, id, token).await? {
+        if presented.family.client_id == client.client_id {
+            refresh::revoke(&state, id, &presented.family, &meta).await?;
         }
         return Ok(no_store(json!({})));
     }

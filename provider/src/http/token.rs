@@ -324,24 +324,29 @@ async fn authorization_code(
         session_digest: stored.session_digest.as_deref(),
         dpop_jkt: jkt,
     };
-    let mut tx = state.store.begin().await?;
-    if !sign_in::redeem_code(&mut *tx, id, &digest, &jti, now + ttl, now).await? {
+    let (family, refresh_token) = refresh::new_family(state, tenant, grant).unzip();
+    let details = json!({ "grant_type": GRANT_AUTHORIZATION_CODE, "jti": jti, "scope": scope.join(" "), "aud": audience });
+    let event = AuditEvent::new("token.issued")
+        .client(&client.client_id)
+        .user(&user.user_id)
+        .details(details);
+    let redemption = sign_in::Redemption {
+        tenant: id.clone(),
+        code_digest: digest.clone(),
+        access_jti: jti,
+        access_expires_at: now + ttl,
+        now,
+        family,
+        audit: audit::row(state.clock.as_ref(), id.as_str(), meta, event),
+    };
+    if !state.store.write(redemption).await? {
         // Redeemed meanwhile by a concurrent request: nothing of this one is kept.
-        drop(tx);
         let again = sign_in::get_code(state.store.reader(), id, &digest).await?;
         return Err(match again {
             Some(again) => replayed(state, tenant, client, &again, meta).await,
             None => invalid_grant("the code is not valid"),
         });
     }
-    let refresh_token = refresh::start_family(state, tenant, &mut tx, grant).await?;
-    let details = json!({ "grant_type": GRANT_AUTHORIZATION_CODE, "jti": jti, "scope": scope.join(" "), "aud": audience });
-    let event = AuditEvent::new("token.issued")
-        .client(&client.client_id)
-        .user(&user.user_id)
-        .details(details);
-    audit::record(&mut *tx, state.clock.as_ref(), id.as_str(), meta, event).await?;
-    store::commit(tx).await?;
     if let Some(refresh_token) = refresh_token {
         body["refresh_token"] = refresh_token.into();
     }

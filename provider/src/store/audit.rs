@@ -1,9 +1,10 @@
 //! The `audit_events` table: append-only rows, written in the transaction of the change they
 //! describe.
 
-use sqlx::{Any, Executor};
+use futures_util::future::BoxFuture;
+use sqlx::{Any, AnyConnection, Executor};
 
-use super::StoreResult;
+use super::{StoreResult, group_commit::Write};
 
 /// One audit row as stored. `tenant_id` is a plain string because failures are recorded even
 /// for tenant ids that do not exist.
@@ -20,9 +21,48 @@ pub struct AuditRow<'a> {
     pub details: &'a str,
 }
 
+/// An audit row that owns its text: a write of its own, sharing a commit with the writes of
+/// concurrent requests (`group_commit`).
+#[derive(Clone, Debug)]
+pub struct OwnedAuditRow {
+    pub tenant_id: String,
+    pub occurred_at_ms: i64,
+    pub event: String,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+}
+
+impl OwnedAuditRow {
+    pub fn borrowed(&self) -> AuditRow<'_> {
+        AuditRow {
+            tenant_id: &self.tenant_id,
+            occurred_at_ms: self.occurred_at_ms,
+            event: &self.event,
+            client_id: self.client_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            ip: self.ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            details: &self.details,
+        }
+    }
+}
+
+impl Write for OwnedAuditRow {
+    type Output = ();
+
+    fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, StoreResult<()>> {
+        Box::pin(insert(conn, self.borrowed()))
+    }
+}
+
 pub async fn insert<'e>(
     db: impl Executor<'e, Database = Any>,
-    row: &AuditRow<'_>,
+    row: AuditRow<'_>,
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
@@ -222,22 +262,45 @@ pub async fn unsealed_count<'e>(
     Ok(count)
 }
 
-pub async fn seal_row<'e>(
+/// A row's place in its chain, as sealing computed it.
+#[derive(Clone, Debug)]
+pub struct Seal {
+    pub id: i64,
+    pub seq: i64,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// Seals rows with one statement (one round trip however many rows: sealing shares SQLite's
+/// one writer with every request).
+pub async fn seal_rows<'e>(
     db: impl Executor<'e, Database = Any>,
-    id: i64,
-    seq: i64,
-    prev: &str,
-    hash: &str,
+    seals: &[Seal],
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE audit_events SET chain_seq = $2, chain_prev = $3, chain_hash = $4 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(seq)
-    .bind(prev)
-    .bind(hash)
-    .execute(db)
-    .await?;
+    if seals.is_empty() {
+        return Ok(());
+    }
+    // Both databases name the columns of a VALUES list column1, column2, ...
+    let values: Vec<String> = (0..seals.len())
+        .map(|i| {
+            let n = 4 * i;
+            format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE audit_events SET chain_seq = v.column2, chain_prev = v.column3, \
+         chain_hash = v.column4 FROM (VALUES {}) AS v WHERE audit_events.id = v.column1",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for seal in seals {
+        query = query
+            .bind(seal.id)
+            .bind(seal.seq)
+            .bind(&seal.prev)
+            .bind(&seal.hash);
+    }
+    query.execute(db).await?;
     Ok(())
 }
 

@@ -7,11 +7,11 @@
 //! reads run beside them.
 
 pub mod audit;
-pub mod audit_batch;
 pub mod client_assertions;
 pub mod clients;
 pub mod consents;
 pub mod dpop;
+pub mod group_commit;
 pub mod instance;
 pub mod keys;
 pub mod outbox;
@@ -99,7 +99,7 @@ pub struct Store {
     reader: AnyPool,
     writer: AnyPool,
     backend: Backend,
-    audit: audit_batch::AuditBatcher,
+    writes: group_commit::Writer,
 }
 
 impl Store {
@@ -118,7 +118,7 @@ impl Store {
                 let reader = sqlite_pool(8).connect_with(options).await?;
                 Ok(Self {
                     reader,
-                    audit: audit_batch::AuditBatcher::start(writer.clone()),
+                    writes: group_commit::Writer::batching(writer.clone()),
                     writer,
                     backend: Backend::Sqlite,
                 })
@@ -131,7 +131,7 @@ impl Store {
                     .await?;
                 Ok(Self {
                     reader: pool.clone(),
-                    audit: audit_batch::AuditBatcher::start(pool.clone()),
+                    writes: group_commit::Writer::direct(pool.clone()),
                     writer: pool,
                     backend: Backend::Postgres,
                 })
@@ -170,10 +170,10 @@ impl Store {
         Ok(self.writer.begin().await?)
     }
 
-    /// Writes an audit row that has no transaction to ride in, sharing a commit with the rows
-    /// of concurrent requests; returns once it is committed.
-    pub async fn append_audit(&self, row: audit_batch::OwnedAuditRow) -> StoreResult<()> {
-        self.audit.append(row).await
+    /// Runs a write in a transaction shared with concurrent requests' writes (SQLite) or of
+    /// its own (PostgreSQL); returns its outcome once committed. See `group_commit`.
+    pub async fn write<W: group_commit::Write>(&self, write: W) -> StoreResult<W::Output> {
+        self.writes.write(write).await
     }
 
     /// The pool for a single write that needs no transaction.
@@ -198,10 +198,18 @@ impl Store {
     }
 }
 
+/// Whether a connection is to SQLite, for the few writes with a faster form there.
+pub(crate) fn is_sqlite(conn: &sqlx::AnyConnection) -> bool {
+    conn.backend_name() == "SQLite"
+}
+
 fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A connection to a local file cannot go stale; a ping per acquire is a round trip
+        // to its thread for nothing.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 sqlx::Executor::execute(conn, SQLITE_PRAGMAS).await?;

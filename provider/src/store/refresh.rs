@@ -1,10 +1,17 @@
 //! Refresh token families and their tokens. Rotation is one conditional update, so of any
 //! number of concurrent uses of one token exactly one rotates it.
 
+use futures_util::future::BoxFuture;
 use shared::TenantId;
-use sqlx::{Any, Executor, FromRow};
+use sqlx::{Any, AnyConnection, Executor, FromRow};
 
-use super::{StoreResult, Tx};
+use super::{
+    StoreResult, Tx,
+    audit::{self, OwnedAuditRow},
+    group_commit::Write,
+    is_sqlite,
+    users::UserStatus,
+};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct Family {
@@ -47,22 +54,6 @@ pub async fn insert_family<'e>(
     .execute(db)
     .await?;
     Ok(())
-}
-
-pub async fn get_family<'e>(
-    db: impl Executor<'e, Database = Any>,
-    tenant: &TenantId,
-    id: &str,
-) -> StoreResult<Option<Family>> {
-    let row = sqlx::query_as::<_, Family>(
-        "SELECT id, client_id, user_id, scope, resources, auth_time, expires_at, revoked_at, \
-         session_digest, dpop_jkt FROM refresh_families WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    Ok(row)
 }
 
 /// Revokes a family and every access token it produced; false when it already was.
@@ -162,6 +153,58 @@ pub async fn get_token<'e>(
     Ok(row)
 }
 
+/// A presented token with its family, read together (the refresh grant, introspection and
+/// revocation all need both).
+#[derive(Clone, Debug)]
+pub struct Presented {
+    pub token: RefreshToken,
+    pub family: Family,
+    /// Whether the family's user may still sign in.
+    pub user_active: bool,
+}
+
+#[derive(FromRow)]
+struct PresentedRow {
+    generation: i64,
+    token_expires_at: i64,
+    rotated_at: Option<i64>,
+    rotated_response: Option<Vec<u8>>,
+    user_status: Option<String>,
+    #[sqlx(flatten)]
+    family: Family,
+}
+
+pub async fn get_presented<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    digest: &[u8],
+) -> StoreResult<Option<Presented>> {
+    let row = sqlx::query_as::<_, PresentedRow>(
+        "SELECT t.generation, t.expires_at AS token_expires_at, t.rotated_at, t.rotated_response, \
+         u.status AS user_status, f.id, f.client_id, f.user_id, f.scope, f.resources, \
+         f.auth_time, f.expires_at, f.revoked_at, f.session_digest, f.dpop_jkt \
+         FROM refresh_tokens t \
+         JOIN refresh_families f ON f.tenant_id = t.tenant_id AND f.id = t.family_id \
+         LEFT JOIN users u ON u.tenant_id = f.tenant_id AND u.user_id = f.user_id \
+         WHERE t.tenant_id = $1 AND t.token_digest = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(digest)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| Presented {
+        token: RefreshToken {
+            family_id: row.family.id.clone(),
+            generation: row.generation,
+            expires_at: row.token_expires_at,
+            rotated_at: row.rotated_at,
+            rotated_response: row.rotated_response,
+        },
+        user_active: row.user_status.as_deref() == Some(UserStatus::Active.as_str()),
+        family: row.family,
+    }))
+}
+
 /// The newest generation of a family.
 pub async fn latest_generation<'e>(
     db: impl Executor<'e, Database = Any>,
@@ -232,4 +275,146 @@ pub async fn revoke_all(
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected())
+}
+
+/// A family's first rows: the family, the access token issued with it and its first refresh
+/// token, written with the grant that starts it.
+#[derive(Clone, Debug)]
+pub struct NewFamily {
+    pub family: Family,
+    pub access_jti: String,
+    pub access_expires_at: i64,
+    pub token_digest: Vec<u8>,
+    pub token_expires_at: i64,
+    pub now: i64,
+}
+
+impl NewFamily {
+    pub async fn insert(&self, conn: &mut AnyConnection, tenant: &TenantId) -> StoreResult<()> {
+        let family = &self.family;
+        insert_family(&mut *conn, tenant, family, self.now).await?;
+        record_access_token(
+            &mut *conn,
+            tenant,
+            &family.id,
+            &self.access_jti,
+            self.access_expires_at,
+        )
+        .await?;
+        insert_token(
+            &mut *conn,
+            tenant,
+            &self.token_digest,
+            &family.id,
+            0,
+            self.now,
+            self.token_expires_at,
+        )
+        .await
+    }
+}
+
+/// One rotation, all or nothing: the presented token is marked rotated (keeping the sealed
+/// response for a retry), its successor stored, the new access token recorded and the audit
+/// row written. Its output is false, with nothing written, when another use rotated the token
+/// first.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    pub tenant: TenantId,
+    pub digest: Vec<u8>,
+    pub now: i64,
+    pub sealed_response: Vec<u8>,
+    pub family_id: String,
+    pub successor_digest: Vec<u8>,
+    pub successor_generation: i64,
+    pub successor_expires_at: i64,
+    pub access_jti: String,
+    pub access_expires_at: i64,
+    pub audit: OwnedAuditRow,
+}
+
+/// A rotation on SQLite as one request to the connection's thread (each statement a round
+/// trip to it costs more than the statement): each insert runs only if the statement before it
+/// changed a row, so a lost race writes nothing.
+const ROTATE_ON_SQLITE: &str = "\
+    UPDATE refresh_tokens SET rotated_at = $3, rotated_response = $4 \
+        WHERE tenant_id = $1 AND token_digest = $2 AND rotated_at IS NULL; \
+    INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, generation, created_at, \
+        expires_at) SELECT $1, $5, $6, $7, $3, $8 WHERE changes() = 1; \
+    INSERT INTO family_access_tokens (tenant_id, family_id, jti, expires_at) \
+        SELECT $1, $6, $9, $10 WHERE changes() = 1; \
+    INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
+        user_agent, request_id, details) \
+        SELECT $1, $11, $12, $13, $14, $15, $16, $17, $18 WHERE changes() = 1";
+
+impl Rotation {
+    async fn run_on_sqlite(&self, conn: &mut AnyConnection) -> StoreResult<bool> {
+        let audit = &self.audit;
+        let result = sqlx::query(ROTATE_ON_SQLITE)
+            .bind(self.tenant.as_str())
+            .bind(&self.digest)
+            .bind(self.now)
+            .bind(&self.sealed_response)
+            .bind(&self.successor_digest)
+            .bind(&self.family_id)
+            .bind(self.successor_generation)
+            .bind(self.successor_expires_at)
+            .bind(&self.access_jti)
+            .bind(self.access_expires_at)
+            .bind(audit.occurred_at_ms)
+            .bind(&audit.event)
+            .bind(audit.client_id.as_deref())
+            .bind(audit.user_id.as_deref())
+            .bind(audit.ip.as_deref())
+            .bind(audit.user_agent.as_deref())
+            .bind(audit.request_id.as_deref())
+            .bind(&audit.details)
+            .execute(conn)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+}
+
+impl Write for Rotation {
+    type Output = bool;
+
+    fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, StoreResult<bool>> {
+        Box::pin(async move {
+            if is_sqlite(conn) {
+                return self.run_on_sqlite(conn).await;
+            }
+            let tenant = &self.tenant;
+            if !rotate(
+                &mut *conn,
+                tenant,
+                &self.digest,
+                self.now,
+                &self.sealed_response,
+            )
+            .await?
+            {
+                return Ok(false);
+            }
+            insert_token(
+                &mut *conn,
+                tenant,
+                &self.successor_digest,
+                &self.family_id,
+                self.successor_generation,
+                self.now,
+                self.successor_expires_at,
+            )
+            .await?;
+            record_access_token(
+                &mut *conn,
+                tenant,
+                &self.family_id,
+                &self.access_jti,
+                self.access_expires_at,
+            )
+            .await?;
+            audit::insert(&mut *conn, self.audit.borrowed()).await?;
+            Ok(true)
+        })
+    }
 }

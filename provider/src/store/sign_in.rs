@@ -2,10 +2,17 @@
 //! are looked up by their keyed digest; consuming either is one conditional update, so two
 //! concurrent uses cannot both succeed.
 
+use futures_util::future::BoxFuture;
 use shared::TenantId;
-use sqlx::{Any, Executor, FromRow};
+use sqlx::{Any, AnyConnection, Executor, FromRow};
 
-use super::StoreResult;
+use super::{
+    StoreResult,
+    audit::{self, OwnedAuditRow},
+    group_commit::Write,
+    is_sqlite,
+    refresh::NewFamily,
+};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct PendingRequest {
@@ -369,4 +376,112 @@ pub async fn redeem_code<'e>(
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// One code exchange, all or nothing: the code is redeemed, the refresh family it starts (if
+/// any) written and the audit row with them. Its output is false, with nothing written, when
+/// the code was redeemed meanwhile or has expired.
+#[derive(Clone, Debug)]
+pub struct Redemption {
+    pub tenant: TenantId,
+    pub code_digest: Vec<u8>,
+    pub access_jti: String,
+    pub access_expires_at: i64,
+    pub now: i64,
+    pub family: Option<NewFamily>,
+    pub audit: OwnedAuditRow,
+}
+
+/// A redemption on SQLite as one request to the connection's thread (see
+/// `refresh::ROTATE_ON_SQLITE`): every insert runs only if the statement before it changed a
+/// row, so a code redeemed meanwhile writes nothing. The family's statements go between the
+/// redemption and the audit row when the grant starts one.
+const REDEEM_ON_SQLITE: &str = "\
+    UPDATE authorization_codes SET redeemed_at = $3, access_token_jti = $4, \
+        access_token_exp = $5 WHERE tenant_id = $1 AND code_digest = $2 \
+        AND redeemed_at IS NULL AND expires_at > $3;";
+const START_FAMILY_ON_SQLITE: &str = "\
+    INSERT INTO refresh_families (tenant_id, id, client_id, user_id, scope, resources, \
+        auth_time, created_at, expires_at, session_digest, dpop_jkt) \
+        SELECT $1, $14, $15, $16, $17, $18, $19, $25, $20, $21, $22 WHERE changes() = 1; \
+    INSERT INTO family_access_tokens (tenant_id, family_id, jti, expires_at) \
+        SELECT $1, $14, $4, $5 WHERE changes() = 1; \
+    INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, generation, created_at, \
+        expires_at) SELECT $1, $23, $14, 0, $25, $24 WHERE changes() = 1;";
+const AUDIT_ON_SQLITE: &str = "\
+    INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
+        user_agent, request_id, details) \
+        SELECT $1, $6, $7, $8, $9, $10, $11, $12, $13 WHERE changes() = 1";
+
+impl Redemption {
+    async fn run_on_sqlite(&self, conn: &mut AnyConnection) -> StoreResult<bool> {
+        let family_sql = if self.family.is_some() {
+            START_FAMILY_ON_SQLITE
+        } else {
+            ""
+        };
+        let sql = [REDEEM_ON_SQLITE, family_sql, AUDIT_ON_SQLITE].concat();
+        let audit = &self.audit;
+        let mut query = sqlx::query(&sql)
+            .bind(self.tenant.as_str())
+            .bind(&self.code_digest)
+            .bind(self.now)
+            .bind(&self.access_jti)
+            .bind(self.access_expires_at)
+            .bind(audit.occurred_at_ms)
+            .bind(&audit.event)
+            .bind(audit.client_id.as_deref())
+            .bind(audit.user_id.as_deref())
+            .bind(audit.ip.as_deref())
+            .bind(audit.user_agent.as_deref())
+            .bind(audit.request_id.as_deref())
+            .bind(&audit.details);
+        if let Some(new) = &self.family {
+            let family = &new.family;
+            query = query
+                .bind(&family.id)
+                .bind(&family.client_id)
+                .bind(&family.user_id)
+                .bind(&family.scope)
+                .bind(&family.resources)
+                .bind(family.auth_time)
+                .bind(family.expires_at)
+                .bind(family.session_digest.as_deref())
+                .bind(family.dpop_jkt.as_deref())
+                .bind(&new.token_digest)
+                .bind(new.token_expires_at)
+                .bind(new.now);
+        }
+        Ok(query.execute(conn).await?.rows_affected() > 0)
+    }
+}
+
+impl Write for Redemption {
+    type Output = bool;
+
+    fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, StoreResult<bool>> {
+        Box::pin(async move {
+            if is_sqlite(conn) {
+                return self.run_on_sqlite(conn).await;
+            }
+            let tenant = &self.tenant;
+            let redeemed = redeem_code(
+                &mut *conn,
+                tenant,
+                &self.code_digest,
+                &self.access_jti,
+                self.access_expires_at,
+                self.now,
+            )
+            .await?;
+            if !redeemed {
+                return Ok(false);
+            }
+            if let Some(family) = &self.family {
+                family.insert(conn, tenant).await?;
+            }
+            audit::insert(&mut *conn, self.audit.borrowed()).await?;
+            Ok(true)
+        })
+    }
 }
