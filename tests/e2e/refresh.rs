@@ -296,6 +296,47 @@ async fn revocation_and_introspection_know_refresh_tokens(backend: Backend) {
     );
 }
 
+async fn set_user_status(w: &World, status: &str) {
+    let path = format!("/a/{}/admin/users/{}", w.tenant.id, w.user_id);
+    let body = json!({ "status": status });
+    let reply =
+        w.s.send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&w.tenant.admin_secret),
+            Some(body),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+async fn a_disabled_users_refresh_tokens_stop_working_until_enabled(backend: Backend) {
+    let (w, first, endpoint) = signed_in(backend).await;
+    let r0 = field(&first, "refresh_token");
+    let (rs, rs_secret) = resource_server(&w).await;
+    let introspect = format!("{}/introspect", w.issuer);
+    let form = [("token", r0.as_str())];
+    let introspected = || w.s.form(&introspect, Some((&rs, &rs_secret)), &form);
+    assert_eq!(introspected().await.json["active"], true);
+
+    set_user_status(&w, "disabled").await;
+    assert_eq!(introspected().await.json, json!({ "active": false }));
+    let refused = refresh(&w, &endpoint, &r0, &[]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json["error"], "invalid_grant");
+    assert_eq!(
+        refused.json["error_description"],
+        "the user can no longer sign in"
+    );
+
+    // Refused, not spent: once the user is enabled again the same token rotates.
+    set_user_status(&w, "active").await;
+    assert_eq!(introspected().await.json["active"], true);
+    let rotated = refresh(&w, &endpoint, &r0, &[]).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    assert_ne!(field(&rotated.json, "refresh_token"), r0);
+}
+
 async fn administrators_revoke_one_users_sessions_or_the_whole_tenants(backend: Backend) {
     let (w, first, endpoint) = signed_in(backend).await;
     let r0 = field(&first, "refresh_token");
@@ -460,6 +501,7 @@ both_backends!(
     families_record_the_browser_session_of_their_grant,
     a_tenant_may_require_offline_access_for_refresh_tokens,
     revocation_and_introspection_know_refresh_tokens,
+    a_disabled_users_refresh_tokens_stop_working_until_enabled,
     administrators_revoke_one_users_sessions_or_the_whole_tenants,
     tokens_rotate_and_reuse_revokes_the_family,
     an_older_generation_is_reuse_even_inside_the_grace_window,
