@@ -13,7 +13,7 @@ use crate::{
     crypto::{Keyring, Sealer, SecretDigester, SecretKind, random_bytes, random_secret},
     keys::KeyService,
     login::mail::Mailer,
-    state::AppState,
+    state::{AppState, Services},
     store::{Store, instance},
 };
 
@@ -82,7 +82,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         crate::fetch::Fetcher::new(config.client_metadata_allow_hosts.clone(), extra_roots)
             .context("the HTTP client for client metadata documents")?;
     let documents = Arc::new(crate::client_documents::ClientDocuments::new(fetcher));
-    Ok(AppState {
+    Ok(AppState::new(Services {
         config: Arc::new(config),
         store,
         clock,
@@ -96,7 +96,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         documents,
         tenants: Arc::default(),
         clients: Arc::default(),
-    })
+    }))
 }
 
 /// The sealing keys: `KEY_ENCRYPTION_KEY` and, during its rotation, `KEY_ENCRYPTION_KEY_PREVIOUS`.

@@ -1,4 +1,4 @@
-//! `AppState`: everything a handler needs, cheap to clone (`Arc`s and pools inside).
+//! `AppState`: everything a handler needs, cheap to clone (one `Arc`).
 
 use std::sync::Arc;
 
@@ -18,8 +18,27 @@ use crate::{
     },
 };
 
+/// What every handler shares, behind one `Arc`: every middleware and extractor clones the
+/// state, so a clone is one count, not one per field.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Services {
     pub config: Arc<Config>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
