@@ -71,7 +71,7 @@ async fn a_failing_write_leaves_nothing_and_fails_alone(s: TestServer) {
     let good: Vec<_> = (0..60)
         .map(|n| {
             let (store, row) = (s.state.store.clone(), audit_row(&tenant, "test.good", n));
-            tokio::spawn(async move { store.write(row).await })
+            tokio::spawn(async move { store.append_audit(row).await })
         })
         .collect();
     let store = s.state.store.clone();
@@ -107,7 +107,7 @@ async fn a_failing_write_leaves_nothing_and_fails_alone(s: TestServer) {
     // The writer is still serving after the failure.
     s.state
         .store
-        .write(audit_row(&tenant, "test.after", 0))
+        .append_audit(audit_row(&tenant, "test.after", 0))
         .await
         .unwrap();
     assert_eq!(count(&s, events, &tenant, "test.after").await, 1);

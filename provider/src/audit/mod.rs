@@ -123,7 +123,7 @@ pub async fn record_alone(
     meta: &RequestMeta,
     event: AuditEvent<'_>,
 ) -> StoreResult<()> {
-    store.write(row(clock, tenant_id, meta, event)).await
+    store.append_audit(row(clock, tenant_id, meta, event)).await
 }
 
 /// Writes `event` for `tenant_id`; pass the transaction of the change it describes.

@@ -11,7 +11,10 @@ use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{StoreError, StoreResult};
+use super::{
+    StoreError, StoreResult,
+    audit::{self, OwnedAuditRow},
+};
 
 /// Most writes that share one transaction.
 const MAX_BATCH: usize = 256;
@@ -35,6 +38,10 @@ trait Job: Send {
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
     /// Hands the kept outcome to the waiting request, or `committed`'s error.
     fn finish(self: Box<Self>, committed: StoreResult<()>);
+    /// The row of a lone audit write: a batch inserts all of these with one statement.
+    fn audit_row(&self) -> Option<&OwnedAuditRow> {
+        None
+    }
 }
 
 struct Pending<W: Write> {
@@ -60,6 +67,35 @@ impl<W: Write> Job for Pending<W> {
         });
         // The request may have gone away; its write stands either way.
         let _ = done.send(outcome);
+    }
+}
+
+/// An audit row with no change to ride in (a client_credentials token, a refusal): written by
+/// its batch's one multi-row insert, or on its own when the batch fails.
+struct AuditAppend {
+    row: OwnedAuditRow,
+    outcome: Option<StoreResult<()>>,
+    done: oneshot::Sender<StoreResult<()>>,
+}
+
+impl Job for AuditAppend {
+    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
+        Box::pin(async move {
+            let outcome = audit::insert(conn, self.row.borrowed()).await;
+            let ran = outcome.is_ok();
+            self.outcome = Some(outcome);
+            ran
+        })
+    }
+
+    fn finish(self: Box<Self>, committed: StoreResult<()>) {
+        let AuditAppend { outcome, done, .. } = *self;
+        // No outcome of its own: the batch's insert wrote it.
+        let _ = done.send(committed.and_then(|()| outcome.unwrap_or(Ok(()))));
+    }
+
+    fn audit_row(&self) -> Option<&OwnedAuditRow> {
+        Some(&self.row)
     }
 }
 
@@ -93,11 +129,28 @@ impl Writer {
     /// Runs `write`; returns its outcome once it is committed.
     pub async fn write<W: Write>(&self, write: W) -> StoreResult<W::Output> {
         let (done, outcome) = oneshot::channel();
-        let job = Box::new(Pending {
+        self.submit(Box::new(Pending {
             write,
             outcome: None,
             done,
-        });
+        }))
+        .await?;
+        outcome.await.map_err(|_| stopped())?
+    }
+
+    /// Writes an audit row that has no change to ride in; returns once it is committed.
+    pub async fn append_audit(&self, row: OwnedAuditRow) -> StoreResult<()> {
+        let (done, outcome) = oneshot::channel();
+        self.submit(Box::new(AuditAppend {
+            row,
+            outcome: None,
+            done,
+        }))
+        .await?;
+        outcome.await.map_err(|_| stopped())?
+    }
+
+    async fn submit(&self, job: Box<dyn Job>) -> StoreResult<()> {
         match &self.batches {
             Some(queue) => queue.send(job).await.map_err(|_| stopped())?,
             None => match self.pool.acquire().await {
@@ -105,7 +158,7 @@ impl Writer {
                 Err(err) => job.finish(Err(err.into())),
             },
         }
-        outcome.await.map_err(|_| stopped())?
+        Ok(())
     }
 }
 
@@ -164,7 +217,13 @@ async fn write_batch(conn: &mut AnyConnection, batch: &mut Vec<Box<dyn Job>>) {
 /// Runs a batch in one transaction; an error rolls all of it back.
 async fn together(conn: &mut AnyConnection, batch: &mut [Box<dyn Job>]) -> StoreResult<()> {
     let mut tx = conn.begin().await?;
-    for job in batch.iter_mut() {
+    let rows: Vec<_> = batch
+        .iter()
+        .filter_map(|job| job.audit_row().map(OwnedAuditRow::borrowed))
+        .collect();
+    audit::insert_many(&mut *tx, &rows).await?;
+    drop(rows);
+    for job in batch.iter_mut().filter(|job| job.audit_row().is_none()) {
         if !job.run(&mut tx).await {
             return Err(StoreError::Corrupt("a write in the batch failed".into()));
         }

@@ -176,6 +176,12 @@ impl Store {
         self.writes.write(write).await
     }
 
+    /// Writes an audit row that has no change to ride in, sharing a commit (and on SQLite one
+    /// insert) with concurrent requests' writes; returns once it is committed.
+    pub async fn append_audit(&self, row: audit::OwnedAuditRow) -> StoreResult<()> {
+        self.writes.append_audit(row).await
+    }
+
     /// The pool for a single write that needs no transaction.
     pub fn writer(&self) -> &AnyPool {
         &self.writer
