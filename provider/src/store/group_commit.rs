@@ -221,7 +221,7 @@ async fn together(conn: &mut AnyConnection, batch: &mut [Box<dyn Job>]) -> Store
         .iter()
         .filter_map(|job| job.audit_row().map(OwnedAuditRow::borrowed))
         .collect();
-    audit::insert_many(&mut *tx, &rows).await?;
+    audit::insert_many(&mut tx, &rows).await?;
     drop(rows);
     for job in batch.iter_mut().filter(|job| job.audit_row().is_none()) {
         if !job.run(&mut tx).await {
