@@ -11,6 +11,11 @@ use provider::{
     dev, startup, telemetry,
 };
 
+/// jemalloc: glibc's allocator cost more per request and kept more resident under load, and
+/// mimalloc kept more resident at rest (`bench/RESULTS.md`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "provider",
