@@ -403,7 +403,7 @@ def main() -> None:
         for backend in ("sqlite", "postgres"):
             if backend in SKIP:
                 continue
-            rows = int(os.environ.get("ROWS", "200000" if backend == "sqlite" else "150000"))
+            rows = int(os.environ.get("ROWS", "400000" if backend == "sqlite" else "150000"))
             process, ready, target, env = ours(backend, rows)
             time.sleep(1)
             startup[target.name], idle[target.name] = ready, rss_kb(process.pid)

@@ -181,6 +181,20 @@ async fn fifty_concurrent_refreshes_leave_one_live_successor(backend: Backend) {
         successors.insert(field(&body, "refresh_token"));
     }
     assert_eq!(successors.len(), 1, "one successor for all");
+    // The uses that lost the race wrote nothing: one rotation, one successor, one access token.
+    let refreshed = w.s.audit_events(&w.tenant.id, "token.refreshed").await;
+    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+    let family = refreshed[0]["details"]["family"].as_str().unwrap();
+    for table in ["refresh_tokens", "family_access_tokens"] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = $1 AND family_id = $2");
+        let rows: i64 = sqlx::query_scalar(&sql)
+            .bind(&w.tenant.id)
+            .bind(family)
+            .fetch_one(w.s.state.store.reader())
+            .await
+            .unwrap();
+        assert_eq!(rows, 2, "{table}: the first grant's and the rotation's");
+    }
     let successor = successors.into_iter().next().unwrap();
     assert_eq!(
         refresh(&w, &endpoint, &successor, &[]).await.status,
