@@ -2,8 +2,9 @@
 //! and each request goes on only once that transaction has committed. SQLite has one writer
 //! and pays an fsync per commit, so a write that waits for the one before it to commit caps
 //! throughput at the disk's fsync rate; shared by a batch, one commit serves many grants and
-//! every write is as durable as before. PostgreSQL groups concurrent commits itself, so there
-//! each write runs in its own transaction on the pool.
+//! every write is as durable as before. Lone audit rows of a batch (no change of their own to
+//! ride in) go in with one multi-row insert. PostgreSQL groups concurrent commits itself, so
+//! there each write runs in its own transaction on the pool.
 
 use std::time::{Duration, Instant};
 
