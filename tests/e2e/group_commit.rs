@@ -7,13 +7,13 @@ use std::{future::Future, pin::Pin};
 use e2e::{TestServer, both_databases};
 use provider::store::{
     StoreError, StoreResult,
-    audit::{self, OwnedAuditRow},
+    audit::{self, AuditRow},
     group_commit::Write,
 };
 use sqlx::AnyConnection;
 
-fn audit_row(tenant: &str, event: &str, n: usize) -> OwnedAuditRow {
-    OwnedAuditRow {
+fn audit_row(tenant: &str, event: &str, n: usize) -> AuditRow {
+    AuditRow {
         tenant_id: tenant.to_owned(),
         occurred_at_ms: 1,
         event: event.to_owned(),
@@ -28,7 +28,7 @@ fn audit_row(tenant: &str, event: &str, n: usize) -> OwnedAuditRow {
 
 /// An audit row, then the same revoked token id twice: the second insert conflicts.
 struct FailsHalfway {
-    row: OwnedAuditRow,
+    row: AuditRow,
     jti: String,
 }
 
@@ -40,7 +40,7 @@ impl Write for FailsHalfway {
         conn: &'c mut AnyConnection,
     ) -> Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'c>> {
         Box::pin(async move {
-            audit::insert(&mut *conn, self.row.borrowed()).await?;
+            audit::insert(&mut *conn, &self.row).await?;
             for _ in 0..2 {
                 sqlx::query(
                     "INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at) \

@@ -17,7 +17,7 @@ use sqlx::{Any, Executor};
 use crate::{
     clock::Clock,
     http::request_id::RequestId,
-    store::{StoreResult, audit::OwnedAuditRow},
+    store::{StoreResult, audit::AuditRow},
 };
 
 /// The bucket for events that belong to no tenant, such as a failed root admin login. Tenant
@@ -100,8 +100,8 @@ pub fn row(
     tenant_id: &str,
     meta: &RequestMeta,
     event: AuditEvent<'_>,
-) -> OwnedAuditRow {
-    OwnedAuditRow {
+) -> AuditRow {
+    AuditRow {
         tenant_id: tenant_id.to_owned(),
         occurred_at_ms: clock.unix_ms(),
         event: event.event.to_owned(),
@@ -134,5 +134,5 @@ pub async fn record<'e>(
     meta: &RequestMeta,
     event: AuditEvent<'_>,
 ) -> StoreResult<()> {
-    crate::store::audit::insert(db, row(clock, tenant_id, meta, event).borrowed()).await
+    crate::store::audit::insert(db, &row(clock, tenant_id, meta, event)).await
 }

@@ -1,28 +1,15 @@
 //! The `audit_events` table: append-only rows, written in the transaction of the change they
 //! describe.
 
-use sqlx::{Any, Executor};
+use sqlx::{Any, Executor, any::AnyArguments, query::Query};
 
 use super::StoreResult;
 
-/// One audit row as stored. `tenant_id` is a plain string because failures are recorded even
-/// for tenant ids that do not exist.
+/// One audit row as written. `tenant_id` is a plain string because failures are recorded even
+/// for tenant ids that do not exist. It owns its text, so it can cross into the writing task
+/// (`group_commit`).
 #[derive(Clone, Debug)]
-pub struct AuditRow<'a> {
-    pub tenant_id: &'a str,
-    pub occurred_at_ms: i64,
-    pub event: &'a str,
-    pub client_id: Option<&'a str>,
-    pub user_id: Option<&'a str>,
-    pub ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-    pub request_id: Option<&'a str>,
-    pub details: &'a str,
-}
-
-/// An audit row that owns its text, to cross into the writing task (`group_commit`).
-#[derive(Clone, Debug)]
-pub struct OwnedAuditRow {
+pub struct AuditRow {
     pub tenant_id: String,
     pub occurred_at_ms: i64,
     pub event: String,
@@ -34,41 +21,29 @@ pub struct OwnedAuditRow {
     pub details: String,
 }
 
-impl OwnedAuditRow {
-    pub fn borrowed(&self) -> AuditRow<'_> {
-        AuditRow {
-            tenant_id: &self.tenant_id,
-            occurred_at_ms: self.occurred_at_ms,
-            event: &self.event,
-            client_id: self.client_id.as_deref(),
-            user_id: self.user_id.as_deref(),
-            ip: self.ip.as_deref(),
-            user_agent: self.user_agent.as_deref(),
-            request_id: self.request_id.as_deref(),
-            details: &self.details,
-        }
-    }
+/// Binds a row's nine columns, in table order, as the query's next parameters.
+pub fn bind<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    row: &'q AuditRow,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    query
+        .bind(row.tenant_id.as_str())
+        .bind(row.occurred_at_ms)
+        .bind(row.event.as_str())
+        .bind(row.client_id.as_deref())
+        .bind(row.user_id.as_deref())
+        .bind(row.ip.as_deref())
+        .bind(row.user_agent.as_deref())
+        .bind(row.request_id.as_deref())
+        .bind(row.details.as_str())
 }
 
-pub async fn insert<'e>(
-    db: impl Executor<'e, Database = Any>,
-    row: AuditRow<'_>,
-) -> StoreResult<()> {
-    sqlx::query(
+pub async fn insert<'e>(db: impl Executor<'e, Database = Any>, row: &AuditRow) -> StoreResult<()> {
+    let query = sqlx::query(
         "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
          user_agent, request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(row.tenant_id)
-    .bind(row.occurred_at_ms)
-    .bind(row.event)
-    .bind(row.client_id)
-    .bind(row.user_id)
-    .bind(row.ip)
-    .bind(row.user_agent)
-    .bind(row.request_id)
-    .bind(row.details)
-    .execute(db)
-    .await?;
+    );
+    bind(query, row).execute(db).await?;
     Ok(())
 }
 
@@ -76,7 +51,7 @@ pub async fn insert<'e>(
 const ROWS_PER_INSERT: usize = 100;
 
 /// Inserts rows with one statement per hundred.
-pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[AuditRow<'_>]) -> StoreResult<()> {
+pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[&AuditRow]) -> StoreResult<()> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
@@ -91,16 +66,7 @@ pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[AuditRow<'_>]) 
         );
         let mut query = sqlx::query(&sql);
         for row in chunk {
-            query = query
-                .bind(row.tenant_id)
-                .bind(row.occurred_at_ms)
-                .bind(row.event)
-                .bind(row.client_id)
-                .bind(row.user_id)
-                .bind(row.ip)
-                .bind(row.user_agent)
-                .bind(row.request_id)
-                .bind(row.details);
+            query = bind(query, row);
         }
         query.execute(&mut *conn).await?;
     }

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     StoreError, StoreResult,
-    audit::{self, OwnedAuditRow},
+    audit::{self, AuditRow},
 };
 
 /// Most writes that share one transaction.
@@ -40,7 +40,7 @@ trait Job: Send {
     /// Hands the kept outcome to the waiting request, or `committed`'s error.
     fn finish(self: Box<Self>, committed: StoreResult<()>);
     /// The row of a lone audit write: a batch inserts all of these with one statement.
-    fn audit_row(&self) -> Option<&OwnedAuditRow> {
+    fn audit_row(&self) -> Option<&AuditRow> {
         None
     }
 }
@@ -74,7 +74,7 @@ impl<W: Write> Job for Pending<W> {
 /// An audit row with no change to ride in (a client_credentials token, a refusal): written by
 /// its batch's one multi-row insert, or on its own when the batch fails.
 struct AuditAppend {
-    row: OwnedAuditRow,
+    row: AuditRow,
     outcome: Option<StoreResult<()>>,
     done: oneshot::Sender<StoreResult<()>>,
 }
@@ -82,7 +82,7 @@ struct AuditAppend {
 impl Job for AuditAppend {
     fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
         Box::pin(async move {
-            let outcome = audit::insert(conn, self.row.borrowed()).await;
+            let outcome = audit::insert(conn, &self.row).await;
             let ran = outcome.is_ok();
             self.outcome = Some(outcome);
             ran
@@ -95,7 +95,7 @@ impl Job for AuditAppend {
         let _ = done.send(committed.and_then(|()| outcome.unwrap_or(Ok(()))));
     }
 
-    fn audit_row(&self) -> Option<&OwnedAuditRow> {
+    fn audit_row(&self) -> Option<&AuditRow> {
         Some(&self.row)
     }
 }
@@ -130,24 +130,32 @@ impl Writer {
     /// Runs `write`; returns its outcome once it is committed.
     pub async fn write<W: Write>(&self, write: W) -> StoreResult<W::Output> {
         let (done, outcome) = oneshot::channel();
-        self.submit(Box::new(Pending {
+        let job = Pending {
             write,
             outcome: None,
             done,
-        }))
-        .await?;
-        outcome.await.map_err(|_| stopped())?
+        };
+        self.committed(Box::new(job), outcome).await
     }
 
     /// Writes an audit row that has no change to ride in; returns once it is committed.
-    pub async fn append_audit(&self, row: OwnedAuditRow) -> StoreResult<()> {
+    pub async fn append_audit(&self, row: AuditRow) -> StoreResult<()> {
         let (done, outcome) = oneshot::channel();
-        self.submit(Box::new(AuditAppend {
+        let job = AuditAppend {
             row,
             outcome: None,
             done,
-        }))
-        .await?;
+        };
+        self.committed(Box::new(job), outcome).await
+    }
+
+    /// Hands `job` over and waits for the outcome it sends once committed.
+    async fn committed<T>(
+        &self,
+        job: Box<dyn Job>,
+        outcome: oneshot::Receiver<StoreResult<T>>,
+    ) -> StoreResult<T> {
+        self.submit(job).await?;
         outcome.await.map_err(|_| stopped())?
     }
 
@@ -218,10 +226,7 @@ async fn write_batch(conn: &mut AnyConnection, batch: &mut Vec<Box<dyn Job>>) {
 /// Runs a batch in one transaction; an error rolls all of it back.
 async fn together(conn: &mut AnyConnection, batch: &mut [Box<dyn Job>]) -> StoreResult<()> {
     let mut tx = conn.begin().await?;
-    let rows: Vec<_> = batch
-        .iter()
-        .filter_map(|job| job.audit_row().map(OwnedAuditRow::borrowed))
-        .collect();
+    let rows: Vec<_> = batch.iter().filter_map(|job| job.audit_row()).collect();
     audit::insert_many(&mut tx, &rows).await?;
     drop(rows);
     for job in batch.iter_mut().filter(|job| job.audit_row().is_none()) {

@@ -178,7 +178,7 @@ impl Store {
 
     /// Writes an audit row that has no change to ride in, sharing a commit (and on SQLite one
     /// insert) with concurrent requests' writes; returns once it is committed.
-    pub async fn append_audit(&self, row: audit::OwnedAuditRow) -> StoreResult<()> {
+    pub async fn append_audit(&self, row: audit::AuditRow) -> StoreResult<()> {
         self.writes.append_audit(row).await
     }
 

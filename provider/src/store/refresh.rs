@@ -7,7 +7,7 @@ use sqlx::{Any, AnyConnection, Executor, FromRow};
 
 use super::{
     StoreResult, Tx,
-    audit::{self, OwnedAuditRow},
+    audit::{self, AuditRow},
     group_commit::Write,
     is_sqlite,
     users::UserStatus,
@@ -330,7 +330,7 @@ pub struct Rotation {
     pub successor_expires_at: i64,
     pub access_jti: String,
     pub access_expires_at: i64,
-    pub audit: OwnedAuditRow,
+    pub audit: AuditRow,
 }
 
 /// A rotation on SQLite as one request to the connection's thread (each statement a round
@@ -345,12 +345,11 @@ const ROTATE_ON_SQLITE: &str = "\
         SELECT $1, $6, $9, $10 WHERE changes() = 1; \
     INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
         user_agent, request_id, details) \
-        SELECT $1, $11, $12, $13, $14, $15, $16, $17, $18 WHERE changes() = 1";
+        SELECT $11, $12, $13, $14, $15, $16, $17, $18, $19 WHERE changes() = 1";
 
 impl Rotation {
     async fn run_on_sqlite(&self, conn: &mut AnyConnection) -> StoreResult<bool> {
-        let audit = &self.audit;
-        let result = sqlx::query(ROTATE_ON_SQLITE)
+        let query = sqlx::query(ROTATE_ON_SQLITE)
             .bind(self.tenant.as_str())
             .bind(&self.digest)
             .bind(self.now)
@@ -360,17 +359,8 @@ impl Rotation {
             .bind(self.successor_generation)
             .bind(self.successor_expires_at)
             .bind(&self.access_jti)
-            .bind(self.access_expires_at)
-            .bind(audit.occurred_at_ms)
-            .bind(&audit.event)
-            .bind(audit.client_id.as_deref())
-            .bind(audit.user_id.as_deref())
-            .bind(audit.ip.as_deref())
-            .bind(audit.user_agent.as_deref())
-            .bind(audit.request_id.as_deref())
-            .bind(&audit.details)
-            .execute(conn)
-            .await?;
+            .bind(self.access_expires_at);
+        let result = audit::bind(query, &self.audit).execute(conn).await?;
         Ok(result.rows_affected() > 0)
     }
 }
@@ -413,7 +403,7 @@ impl Write for Rotation {
                 self.access_expires_at,
             )
             .await?;
-            audit::insert(&mut *conn, self.audit.borrowed()).await?;
+            audit::insert(&mut *conn, &self.audit).await?;
             Ok(true)
         })
     }

@@ -8,7 +8,7 @@ use sqlx::{Any, AnyConnection, Executor, FromRow};
 
 use super::{
     StoreResult,
-    audit::{self, OwnedAuditRow},
+    audit::{self, AuditRow},
     group_commit::Write,
     is_sqlite,
     refresh::NewFamily,
@@ -389,7 +389,7 @@ pub struct Redemption {
     pub access_expires_at: i64,
     pub now: i64,
     pub family: Option<NewFamily>,
-    pub audit: OwnedAuditRow,
+    pub audit: AuditRow,
 }
 
 /// A redemption on SQLite as one request to the connection's thread (see
@@ -403,15 +403,15 @@ const REDEEM_ON_SQLITE: &str = "\
 const START_FAMILY_ON_SQLITE: &str = "\
     INSERT INTO refresh_families (tenant_id, id, client_id, user_id, scope, resources, \
         auth_time, created_at, expires_at, session_digest, dpop_jkt) \
-        SELECT $1, $14, $15, $16, $17, $18, $19, $25, $20, $21, $22 WHERE changes() = 1; \
+        SELECT $1, $15, $16, $17, $18, $19, $20, $26, $21, $22, $23 WHERE changes() = 1; \
     INSERT INTO family_access_tokens (tenant_id, family_id, jti, expires_at) \
-        SELECT $1, $14, $4, $5 WHERE changes() = 1; \
+        SELECT $1, $15, $4, $5 WHERE changes() = 1; \
     INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, generation, created_at, \
-        expires_at) SELECT $1, $23, $14, 0, $25, $24 WHERE changes() = 1;";
+        expires_at) SELECT $1, $24, $15, 0, $26, $25 WHERE changes() = 1;";
 const AUDIT_ON_SQLITE: &str = "\
     INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
         user_agent, request_id, details) \
-        SELECT $1, $6, $7, $8, $9, $10, $11, $12, $13 WHERE changes() = 1";
+        SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE changes() = 1";
 
 impl Redemption {
     async fn run_on_sqlite(&self, conn: &mut AnyConnection) -> StoreResult<bool> {
@@ -421,21 +421,13 @@ impl Redemption {
             ""
         };
         let sql = [REDEEM_ON_SQLITE, family_sql, AUDIT_ON_SQLITE].concat();
-        let audit = &self.audit;
-        let mut query = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(self.tenant.as_str())
             .bind(&self.code_digest)
             .bind(self.now)
             .bind(&self.access_jti)
-            .bind(self.access_expires_at)
-            .bind(audit.occurred_at_ms)
-            .bind(&audit.event)
-            .bind(audit.client_id.as_deref())
-            .bind(audit.user_id.as_deref())
-            .bind(audit.ip.as_deref())
-            .bind(audit.user_agent.as_deref())
-            .bind(audit.request_id.as_deref())
-            .bind(&audit.details);
+            .bind(self.access_expires_at);
+        let mut query = audit::bind(query, &self.audit);
         if let Some(new) = &self.family {
             let family = &new.family;
             query = query
@@ -480,7 +472,7 @@ impl Write for Redemption {
             if let Some(family) = &self.family {
                 family.insert(conn, tenant).await?;
             }
-            audit::insert(&mut *conn, self.audit.borrowed()).await?;
+            audit::insert(&mut *conn, &self.audit).await?;
             Ok(true)
         })
     }
