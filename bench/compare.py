@@ -47,7 +47,7 @@ OHA = os.environ.get("OHA", str(BENCH / ".tools/bin/oha"))
 VERIFIER = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
 REDIRECT = "http://127.0.0.1:9/cb"
 RESOURCE = "https://api.example"
-WORK = Path(os.environ.get("BENCH_WORK") or tempfile.mkdtemp(prefix="bench-"))
+WORK = Path(tempfile.mkdtemp(prefix="bench-"))
 RUNNING: list[subprocess.Popen] = []
 
 
