@@ -96,6 +96,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         documents,
         tenants: Arc::default(),
         clients: Arc::default(),
+        metadata: Arc::default(),
     }))
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use shared::TenantId;
 
 use crate::{
@@ -56,6 +57,9 @@ pub struct Services {
     pub documents: Arc<crate::client_documents::ClientDocuments>,
     pub tenants: Arc<Cache<TenantId, Tenant>>,
     pub clients: Arc<Cache<(TenantId, String), Client>>,
+    /// Each tenant's discovery document as served, with the two settings it was rendered for
+    /// (`require_par`, open registration).
+    pub metadata: Arc<Cache<TenantId, (bool, bool, Bytes)>>,
 }
 
 impl AppState {

@@ -1,6 +1,7 @@
 //! Group commit (`provider::store::group_commit`), through the store of a running server:
 //! concurrent writes each get their own outcome once committed, and a write that fails halfway
-//! leaves nothing behind and does not fail the writes it shared a transaction with.
+//! leaves nothing behind and does not fail the writes it shared a transaction with. Writes with
+//! a SQLite chain, joined with their like into one request, each get their own outcome.
 
 use std::{future::Future, pin::Pin};
 
@@ -8,7 +9,7 @@ use e2e::{TestServer, both_databases};
 use provider::store::{
     StoreError, StoreResult,
     audit::{self, AuditRow},
-    group_commit::Write,
+    group_commit::{AnyQuery, Chain, Write, first_applied, run_chain},
 };
 use sqlx::AnyConnection;
 
@@ -53,6 +54,71 @@ impl Write for FailsHalfway {
             }
             Ok(())
         })
+    }
+}
+
+/// Revokes a token id unless it is revoked already, with an audit row when it did: a write
+/// with a SQLite chain, as the code exchange and the refresh rotation are.
+struct RevokeOnce {
+    row: AuditRow,
+    jti: String,
+}
+
+/// Its first statement, which also runs alone where SQLite's chains do not (PostgreSQL).
+macro_rules! revoke_once {
+    () => {
+        "INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at) \
+         VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING"
+    };
+}
+
+impl Chain for RevokeOnce {
+    type Output = bool;
+
+    fn sql(&self) -> &'static str {
+        concat!(
+            revoke_once!(),
+            "; INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, \
+             ip, user_agent, request_id, details) \
+             SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE changes() = 1"
+        )
+    }
+
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        audit::bind(query.bind(&self.row.tenant_id).bind(&self.jti), &self.row)
+    }
+
+    fn output(&self, changes: &[u64]) -> bool {
+        first_applied(changes)
+    }
+}
+
+impl Write for RevokeOnce {
+    type Output = bool;
+
+    fn run<'c>(
+        &'c self,
+        conn: &'c mut AnyConnection,
+    ) -> Pin<Box<dyn Future<Output = StoreResult<bool>> + Send + 'c>> {
+        Box::pin(async move {
+            if conn.backend_name() == "SQLite" {
+                return run_chain(conn, self).await;
+            }
+            let revoked = sqlx::query(revoke_once!())
+                .bind(&self.row.tenant_id)
+                .bind(&self.jti)
+                .execute(&mut *conn)
+                .await?;
+            if revoked.rows_affected() == 0 {
+                return Ok(false);
+            }
+            audit::insert(&mut *conn, &self.row).await?;
+            Ok(true)
+        })
+    }
+
+    fn chain(&self) -> Option<&dyn Chain<Output = bool>> {
+        Some(self)
     }
 }
 
@@ -113,4 +179,48 @@ async fn a_failing_write_leaves_nothing_and_fails_alone(s: TestServer) {
     assert_eq!(count(&s, events, &tenant, "test.after").await, 1);
 }
 
-both_databases!(a_failing_write_leaves_nothing_and_fails_alone);
+async fn chained_writes_in_one_batch_each_get_their_own_outcome(s: TestServer) {
+    let tenant = s.create_tenant().await.id;
+    // Ten token ids, each revoked by four writes at once: one of each four applies.
+    let writes: Vec<_> = (0..40)
+        .map(|n| {
+            let store = s.state.store.clone();
+            let write = RevokeOnce {
+                row: audit_row(&tenant, "test.revoked", n),
+                jti: format!("j{}", n % 10),
+            };
+            tokio::spawn(async move { (n % 10, store.write(write).await) })
+        })
+        .collect();
+    // A failing write among them: its batch is rolled back and every write runs again alone.
+    let store = s.state.store.clone();
+    let halfway = audit_row(&tenant, "test.halfway", 0);
+    let bad = tokio::spawn(async move {
+        let write = FailsHalfway {
+            row: halfway,
+            jti: "twice".into(),
+        };
+        store.write(write).await
+    });
+    let mut applied = [0; 10];
+    for task in writes {
+        let (jti, outcome) = task.await.unwrap();
+        if outcome.expect("a chained write succeeds") {
+            applied[jti] += 1;
+        }
+    }
+    assert!(matches!(bad.await.unwrap(), Err(StoreError::Conflict)));
+
+    assert_eq!(applied, [1; 10], "exactly one write per token id applied");
+    let events = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event = $2";
+    assert_eq!(count(&s, events, &tenant, "test.revoked").await, 10);
+    assert_eq!(count(&s, events, &tenant, "test.halfway").await, 0);
+    let revoked = "SELECT COUNT(*) FROM revoked_tokens WHERE tenant_id = $1 AND jti LIKE $2";
+    assert_eq!(count(&s, revoked, &tenant, "j%").await, 10);
+    assert_eq!(count(&s, revoked, &tenant, "twice").await, 0);
+}
+
+both_databases!(
+    a_failing_write_leaves_nothing_and_fails_alone,
+    chained_writes_in_one_batch_each_get_their_own_outcome
+);

@@ -12,6 +12,7 @@ use std::{
     },
 };
 
+use axum::body::Bytes;
 use josekit::{
     jwk::Jwk,
     jws::{JwsHeader, JwsSigner, JwsVerifier},
@@ -91,6 +92,8 @@ struct TenantKeys {
     checked_at_ms: AtomicI64,
     keys: Vec<LoadedKey>,
     signer: Option<Box<dyn JwsSigner>>,
+    /// The JWK Set as last served, and the second it was rendered for.
+    jwks: RwLock<Option<(i64, Bytes)>>,
 }
 
 pub struct KeyService {
@@ -455,6 +458,7 @@ impl KeyService {
             checked_at_ms: AtomicI64::new(now_ms),
             keys,
             signer,
+            jwks: RwLock::new(None),
         });
         if let Ok(mut cache) = self.cache.write() {
             cache.insert(tenant.clone(), loaded.clone());
@@ -462,17 +466,29 @@ impl KeyService {
         Ok(loaded)
     }
 
-    /// The tenant's JWK Set: staged, active and still-published retired keys.
-    pub async fn jwks(&self, tenant: &TenantId) -> Result<Value, KeyError> {
+    /// The tenant's JWK Set, as JSON: staged, active and still-published retired keys. What is
+    /// published changes only with the keys and with time, so it is rendered once a second at
+    /// most rather than for every request.
+    pub async fn jwks(&self, tenant: &TenantId) -> Result<Bytes, KeyError> {
         let keys = self.load(tenant).await?;
         let now = self.clock.unix();
+        let rendered = keys.jwks.read().ok().and_then(|jwks| jwks.clone());
+        if let Some((at, body)) = rendered
+            && at == now
+        {
+            return Ok(body);
+        }
         let published: Vec<Value> = keys
             .keys
             .iter()
             .filter(|k| k.record.is_published(now))
             .map(|k| Value::Object(k.public_jwk.as_ref().clone()))
             .collect();
-        Ok(json!({ "keys": published }))
+        let body = Bytes::from(json!({ "keys": published }).to_string());
+        if let Ok(mut jwks) = keys.jwks.write() {
+            *jwks = Some((now, body.clone()));
+        }
+        Ok(body)
     }
 
     /// The algorithm of the tenant's active key (it picks the `at_hash` hash of ID tokens).

@@ -3,13 +3,19 @@
 //! and pays an fsync per commit, so a write that waits for the one before it to commit caps
 //! throughput at the disk's fsync rate; shared by a batch, one commit serves many grants and
 //! every write is as durable as before. Lone audit rows of a batch (no change of their own to
-//! ride in) go in with one multi-row insert. PostgreSQL groups concurrent commits itself, so
-//! there each write runs in its own transaction on the pool.
+//! ride in) go in with one multi-row insert, and writes that have a SQLite chain (`Chain`) go to
+//! the connection's thread with the like writes of their batch in one request: sqlx runs each
+//! SQLite connection on a thread of its own, and a request to it costs more than the statements.
+//! PostgreSQL groups concurrent commits itself, so there each write runs in its own transaction
+//! on the pool.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
-use futures_util::future::BoxFuture;
-use sqlx::{AnyConnection, AnyPool, Connection};
+use futures_util::{TryStreamExt, future::BoxFuture};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, any::AnyArguments, query::Query};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -21,6 +27,11 @@ use super::{
 const MAX_BATCH: usize = 256;
 /// Longest the batching task keeps its connection while other writers may be waiting for it.
 const HOLD: Duration = Duration::from_millis(20);
+/// Most chains sent in one request. Requests are made of power-of-two runs of one chain, so
+/// that the connection caches a few prepared forms of each, not one per batch size.
+const MAX_CHAINED: usize = 32;
+
+pub type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
 /// The statements of one change, run inside a transaction the caller does not see.
 ///
@@ -31,6 +42,49 @@ pub trait Write: Send + Sync + 'static {
     type Output: Send + 'static;
 
     fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, StoreResult<Self::Output>>;
+
+    /// The write on SQLite as one chain of statements, when it has one; a batch then sends it
+    /// with the other writes of the same chain, and `run` is left for when it runs alone.
+    fn chain(&self) -> Option<&dyn Chain<Output = Self::Output>> {
+        None
+    }
+}
+
+/// A write on SQLite as statements run in one request to the connection's thread. Each
+/// statement after the first is guarded (`WHERE changes() = 1`) so that a write that does not
+/// apply writes nothing; like chains of a batch are joined into one request, their parameters
+/// renumbered.
+pub trait Chain: Send + Sync {
+    type Output;
+
+    /// The statements, `;`-separated, with numbered parameters `$1`…`$n`, all of them used.
+    fn sql(&self) -> &'static str;
+    /// Binds `$1`…`$n`, in order, as the query's next parameters.
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q>;
+    /// The outcome, from the rows each statement changed.
+    fn output(&self, changes: &[u64]) -> Self::Output;
+}
+
+/// Whether a guarded chain applied: its first statement changed a row (the rest ran only then).
+pub fn first_applied(changes: &[u64]) -> bool {
+    changes.first() == Some(&1)
+}
+
+/// Runs one chain on its own (inside the caller's transaction).
+pub async fn run_chain<C: Chain + ?Sized>(
+    conn: &mut AnyConnection,
+    chain: &C,
+) -> StoreResult<C::Output> {
+    let changes = changes(conn, chain.bind(sqlx::query(chain.sql()))).await?;
+    Ok(chain.output(&changes))
+}
+
+/// The rows each statement of a multi-statement query changed, in order.
+async fn changes(conn: &mut AnyConnection, query: AnyQuery<'_>) -> StoreResult<Vec<u64>> {
+    let results = conn
+        .fetch_many(query)
+        .try_filter_map(|step| async move { Ok(step.left().map(|done| done.rows_affected())) });
+    Ok(results.try_collect().await?)
 }
 
 /// A write waiting for its commit, with its type erased to queue beside others.
@@ -43,6 +97,16 @@ trait Job: Send {
     fn audit_row(&self) -> Option<&AuditRow> {
         None
     }
+    /// The write's SQLite chain text, when it has one (`Write::chain`).
+    fn chain_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// Binds the chain's parameters.
+    fn bind_chain<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+    }
+    /// Keeps the chain's outcome, given the rows its statements changed.
+    fn chained(&mut self, _changes: &[u64]) {}
 }
 
 struct Pending<W: Write> {
@@ -59,6 +123,23 @@ impl<W: Write> Job for Pending<W> {
             self.outcome = Some(outcome);
             ran
         })
+    }
+
+    fn chain_sql(&self) -> Option<&'static str> {
+        self.write.chain().map(|chain| chain.sql())
+    }
+
+    fn bind_chain<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        match self.write.chain() {
+            Some(chain) => chain.bind(query),
+            None => query,
+        }
+    }
+
+    fn chained(&mut self, changes: &[u64]) {
+        if let Some(chain) = self.write.chain() {
+            self.outcome = Some(Ok(chain.output(changes)));
+        }
     }
 
     fn finish(self: Box<Self>, committed: StoreResult<()>) {
@@ -177,6 +258,7 @@ fn stopped() -> StoreError {
 
 async fn write_batches(pool: AnyPool, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut joined = JoinedChains::default();
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut conn = match pool.acquire().await {
             Ok(conn) => conn,
@@ -194,7 +276,7 @@ async fn write_batches(pool: AnyPool, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
         // changes, sign-in) queue for the same connection.
         let held = Instant::now();
         loop {
-            write_batch(&mut conn, &mut batch).await;
+            write_batch(&mut conn, &mut batch, &mut joined).await;
             if held.elapsed() >= HOLD {
                 break;
             }
@@ -211,8 +293,12 @@ async fn write_batches(pool: AnyPool, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
 }
 
 /// Writes a batch in one transaction; when that fails, each write on its own.
-async fn write_batch(conn: &mut AnyConnection, batch: &mut Vec<Box<dyn Job>>) {
-    if batch.len() > 1 && together(conn, batch).await.is_ok() {
+async fn write_batch(
+    conn: &mut AnyConnection,
+    batch: &mut Vec<Box<dyn Job>>,
+    joined: &mut JoinedChains,
+) {
+    if batch.len() > 1 && together(conn, batch, joined).await.is_ok() {
         for job in batch.drain(..) {
             job.finish(Ok(()));
         }
@@ -224,18 +310,123 @@ async fn write_batch(conn: &mut AnyConnection, batch: &mut Vec<Box<dyn Job>>) {
 }
 
 /// Runs a batch in one transaction; an error rolls all of it back.
-async fn together(conn: &mut AnyConnection, batch: &mut [Box<dyn Job>]) -> StoreResult<()> {
+async fn together(
+    conn: &mut AnyConnection,
+    batch: &mut [Box<dyn Job>],
+    joined: &mut JoinedChains,
+) -> StoreResult<()> {
     let mut tx = conn.begin().await?;
     let rows: Vec<_> = batch.iter().filter_map(|job| job.audit_row()).collect();
     audit::insert_many(&mut tx, &rows).await?;
     drop(rows);
-    for job in batch.iter_mut().filter(|job| job.audit_row().is_none()) {
+    // Like chains side by side, the rest after them; writes of one batch were concurrent, so
+    // their order among themselves is the caller's anyway.
+    let chained = if super::is_sqlite(&tx) {
+        batch.sort_by_key(|job| (job.chain_sql().is_none(), job.chain_sql()));
+        batch.iter().filter(|job| job.chain_sql().is_some()).count()
+    } else {
+        0
+    };
+    let (chains, others) = batch.split_at_mut(chained);
+    let mut rest = chains;
+    while let Some(sql) = rest.first().and_then(|job| job.chain_sql()) {
+        let like = rest
+            .iter()
+            .take_while(|job| job.chain_sql() == Some(sql))
+            .count();
+        let run = joined_run(like);
+        let (now, later) = rest.split_at_mut(run);
+        run_joined(&mut tx, joined.sql(sql, run), now).await?;
+        rest = later;
+    }
+    for job in others.iter_mut().filter(|job| job.audit_row().is_none()) {
         if !job.run(&mut tx).await {
             return Err(StoreError::Corrupt("a write in the batch failed".into()));
         }
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// How many of `like` waiting chains to join into the next request: the largest power of two
+/// that fits, up to `MAX_CHAINED`.
+fn joined_run(like: usize) -> usize {
+    let fits = like.min(MAX_CHAINED);
+    1 << fits.ilog2()
+}
+
+/// Sends `jobs` (all of one chain) as one request and hands each its statements' changes.
+async fn run_joined(
+    conn: &mut AnyConnection,
+    sql: &str,
+    jobs: &mut [Box<dyn Job>],
+) -> StoreResult<()> {
+    let query = jobs
+        .iter()
+        .fold(sqlx::query(sql), |query, job| job.bind_chain(query));
+    let changes = changes(conn, query).await?;
+    let per_job = changes.len() / jobs.len();
+    if per_job == 0 || changes.len() % jobs.len() != 0 {
+        return Err(StoreError::Corrupt("a joined chain ran partly".into()));
+    }
+    for (job, changes) in jobs.iter_mut().zip(changes.chunks(per_job)) {
+        job.chained(changes);
+    }
+    Ok(())
+}
+
+/// The texts of joined chains, made once per chain and run length.
+#[derive(Default)]
+struct JoinedChains(HashMap<(&'static str, usize), String>);
+
+impl JoinedChains {
+    fn sql(&mut self, chain: &'static str, run: usize) -> &str {
+        self.0
+            .entry((chain, run))
+            .or_insert_with(|| join_chain(chain, run))
+    }
+}
+
+/// `run` copies of a chain's statements, each copy's parameters numbered after the last's.
+fn join_chain(chain: &str, run: usize) -> String {
+    let chain = chain.trim().trim_end_matches(';');
+    let params = parameters(chain).max().unwrap_or(0);
+    let mut joined = String::with_capacity((chain.len() + 8) * run);
+    for copy in 0..run {
+        if copy > 0 {
+            joined.push_str(";\n");
+        }
+        renumber(chain, copy * params, &mut joined);
+    }
+    joined
+}
+
+/// The numbers of a text's `$n` parameters.
+fn parameters(sql: &str) -> impl Iterator<Item = usize> + '_ {
+    sql.split('$').skip(1).filter_map(|after| {
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        after[..digits].parse().ok()
+    })
+}
+
+/// Appends `sql` to `out` with every `$n` written as `$(n + by)`.
+fn renumber(sql: &str, by: usize, out: &mut String) {
+    let mut parts = sql.split('$');
+    out.push_str(parts.next().unwrap_or_default());
+    for after in parts {
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits].parse::<usize>() {
+            Ok(n) => {
+                out.push('$');
+                out.push_str(&(n + by).to_string());
+                out.push_str(&after[digits..]);
+            }
+            Err(_) => {
+                out.push('$');
+                out.push_str(after);
+            }
+        }
+    }
 }
 
 /// Runs one write in a transaction of its own and hands over its outcome.
@@ -249,4 +440,30 @@ async fn alone(conn: &mut AnyConnection, mut job: Box<dyn Job>) {
     }
     .await;
     job.finish(committed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_chains_number_each_copy_after_the_last() {
+        let chain =
+            "UPDATE t SET a = $2 WHERE id = $1; INSERT INTO u SELECT $1, $3 WHERE changes() = 1;";
+        assert_eq!(
+            join_chain(chain, 2),
+            "UPDATE t SET a = $2 WHERE id = $1; INSERT INTO u SELECT $1, $3 WHERE changes() = 1;\n\
+             UPDATE t SET a = $5 WHERE id = $4; INSERT INTO u SELECT $4, $6 WHERE changes() = 1"
+        );
+        assert_eq!(
+            join_chain("SELECT $10, $9", 3),
+            "SELECT $10, $9;\nSELECT $20, $19;\nSELECT $30, $29"
+        );
+    }
+
+    #[test]
+    fn runs_are_powers_of_two_up_to_the_most_chained() {
+        let runs: Vec<usize> = [1, 2, 3, 7, 8, 31, 32, 33, 200].map(joined_run).to_vec();
+        assert_eq!(runs, [1, 2, 2, 4, 8, 16, 32, 32, 32]);
+    }
 }

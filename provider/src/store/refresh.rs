@@ -8,7 +8,7 @@ use sqlx::{Any, AnyConnection, Executor, FromRow};
 use super::{
     StoreResult, Tx,
     audit::{self, AuditRow},
-    group_commit::Write,
+    group_commit::{AnyQuery, Chain, Write, first_applied, run_chain},
     is_sqlite,
     users::UserStatus,
 };
@@ -347,9 +347,15 @@ const ROTATE_ON_SQLITE: &str = "\
         user_agent, request_id, details) \
         SELECT $11, $12, $13, $14, $15, $16, $17, $18, $19 WHERE changes() = 1";
 
-impl Rotation {
-    async fn run_on_sqlite(&self, conn: &mut AnyConnection) -> StoreResult<bool> {
-        let query = sqlx::query(ROTATE_ON_SQLITE)
+impl Chain for Rotation {
+    type Output = bool;
+
+    fn sql(&self) -> &'static str {
+        ROTATE_ON_SQLITE
+    }
+
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        let query = query
             .bind(self.tenant.as_str())
             .bind(&self.digest)
             .bind(self.now)
@@ -360,8 +366,11 @@ impl Rotation {
             .bind(self.successor_expires_at)
             .bind(&self.access_jti)
             .bind(self.access_expires_at);
-        let result = audit::bind(query, &self.audit).execute(conn).await?;
-        Ok(result.rows_affected() > 0)
+        audit::bind(query, &self.audit)
+    }
+
+    fn output(&self, changes: &[u64]) -> bool {
+        first_applied(changes)
     }
 }
 
@@ -371,7 +380,7 @@ impl Write for Rotation {
     fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, StoreResult<bool>> {
         Box::pin(async move {
             if is_sqlite(conn) {
-                return self.run_on_sqlite(conn).await;
+                return run_chain(conn, self).await;
             }
             let tenant = &self.tenant;
             if !rotate(
@@ -406,5 +415,8 @@ impl Write for Rotation {
             audit::insert(&mut *conn, &self.audit).await?;
             Ok(true)
         })
+    }
+    fn chain(&self) -> Option<&dyn Chain<Output = bool>> {
+        Some(self)
     }
 }

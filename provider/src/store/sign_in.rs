@@ -2,6 +2,8 @@
 //! are looked up by their keyed digest; consuming either is one conditional update, so two
 //! concurrent uses cannot both succeed.
 
+use std::sync::LazyLock;
+
 use futures_util::future::BoxFuture;
 use shared::TenantId;
 use sqlx::{Any, AnyConnection, Executor, FromRow};
@@ -9,7 +11,7 @@ use sqlx::{Any, AnyConnection, Executor, FromRow};
 use super::{
     StoreResult,
     audit::{self, AuditRow},
-    group_commit::Write,
+    group_commit::{AnyQuery, Chain, Write, first_applied, run_chain},
     is_sqlite,
     refresh::NewFamily,
 };
@@ -413,38 +415,51 @@ const AUDIT_ON_SQLITE: &str = "\
         user_agent, request_id, details) \
         SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE changes() = 1";
 
-impl Redemption {
-    async fn run_on_sqlite(&self, conn: &mut AnyConnection) -> StoreResult<bool> {
-        let family_sql = if self.family.is_some() {
-            START_FAMILY_ON_SQLITE
+/// The redemption chains, with and without a family.
+static REDEEM: LazyLock<String> = LazyLock::new(|| [REDEEM_ON_SQLITE, AUDIT_ON_SQLITE].concat());
+static REDEEM_STARTING_FAMILY: LazyLock<String> =
+    LazyLock::new(|| [REDEEM_ON_SQLITE, START_FAMILY_ON_SQLITE, AUDIT_ON_SQLITE].concat());
+
+impl Chain for Redemption {
+    type Output = bool;
+
+    fn sql(&self) -> &'static str {
+        if self.family.is_some() {
+            &REDEEM_STARTING_FAMILY
         } else {
-            ""
-        };
-        let sql = [REDEEM_ON_SQLITE, family_sql, AUDIT_ON_SQLITE].concat();
-        let query = sqlx::query(&sql)
+            &REDEEM
+        }
+    }
+
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        let query = query
             .bind(self.tenant.as_str())
             .bind(&self.code_digest)
             .bind(self.now)
             .bind(&self.access_jti)
             .bind(self.access_expires_at);
-        let mut query = audit::bind(query, &self.audit);
-        if let Some(new) = &self.family {
-            let family = &new.family;
-            query = query
-                .bind(&family.id)
-                .bind(&family.client_id)
-                .bind(&family.user_id)
-                .bind(&family.scope)
-                .bind(&family.resources)
-                .bind(family.auth_time)
-                .bind(family.expires_at)
-                .bind(family.session_digest.as_deref())
-                .bind(family.dpop_jkt.as_deref())
-                .bind(&new.token_digest)
-                .bind(new.token_expires_at)
-                .bind(new.now);
-        }
-        Ok(query.execute(conn).await?.rows_affected() > 0)
+        let query = audit::bind(query, &self.audit);
+        let Some(new) = &self.family else {
+            return query;
+        };
+        let family = &new.family;
+        query
+            .bind(&family.id)
+            .bind(&family.client_id)
+            .bind(&family.user_id)
+            .bind(&family.scope)
+            .bind(&family.resources)
+            .bind(family.auth_time)
+            .bind(family.expires_at)
+            .bind(family.session_digest.as_deref())
+            .bind(family.dpop_jkt.as_deref())
+            .bind(&new.token_digest)
+            .bind(new.token_expires_at)
+            .bind(new.now)
+    }
+
+    fn output(&self, changes: &[u64]) -> bool {
+        first_applied(changes)
     }
 }
 
@@ -454,7 +469,7 @@ impl Write for Redemption {
     fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, StoreResult<bool>> {
         Box::pin(async move {
             if is_sqlite(conn) {
-                return self.run_on_sqlite(conn).await;
+                return run_chain(conn, self).await;
             }
             let tenant = &self.tenant;
             let redeemed = redeem_code(
@@ -475,5 +490,8 @@ impl Write for Redemption {
             audit::insert(&mut *conn, &self.audit).await?;
             Ok(true)
         })
+    }
+    fn chain(&self) -> Option<&dyn Chain<Output = bool>> {
+        Some(self)
     }
 }
