@@ -7,7 +7,8 @@ start-to-ready, read idle memory, prepare single-use tokens (ours: bench-seed wr
 the bench database; the peer: mints them through its own models before it listens), then for
 each scenario measure peak throughput with wrk (median of RUNS runs) and latency at 50% and 80%
 of that peak (oha at a fixed rate; the single-use token scenarios use wrk paced per connection,
-since oha sends one body). Memory under load is the peak RSS during the client_credentials peak
+since oha sends one body), and the CPU time the server used during its peak runs (requests per
+CPU-second: the per-core figure). Memory under load is the peak RSS during the client_credentials peak
 runs. Then ours again, on SQLite, with the same scenarios spread over 1,000 tenants x 10
 clients. Writes a Markdown report to bench/last-run.md and prints it.
 
@@ -125,8 +126,18 @@ def stop(process: subprocess.Popen) -> None:
 LAST_REQUESTS = [0]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, all threads) a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url: str, script: str | None = None, env: dict | None = None, connections=CONNECTIONS, pid=None):
-    """One wrk run; returns (requests/s, non-2xx count, p50 ms, p99 ms, peak RSS of pid)."""
+    """One wrk run; returns (requests/s, non-2xx count, p50 ms, p99 ms, peak RSS of pid,
+    requests per CPU-second of pid)."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{DURATION}s", "--latency", url]
     if script:
         command[1:1] = ["-s", str(BENCH / "wrk" / script)]
@@ -140,11 +151,14 @@ def wrk(url: str, script: str | None = None, env: dict | None = None, connection
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(command, env={**os.environ, "THREADS": "2", **(env or {})}, capture_output=True, text=True, timeout=DURATION + 60).stdout
+    cpu_used = cpu_seconds(pid) - cpu_before if pid else 0.0
     sampling[0] = False
     sampler.join()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     LAST_REQUESTS[0] = int(re.search(r"(\d+) requests in", out).group(1))
+    per_core = LAST_REQUESTS[0] / cpu_used if cpu_used > 0 else float("nan")
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     if (m := re.search(r"non2xx=(\d+)", out)):
         non2xx = max(non2xx, int(m.group(1)))
@@ -159,7 +173,7 @@ def wrk(url: str, script: str | None = None, env: dict | None = None, connection
 
     if errors:
         non2xx += 1
-    return rps, non2xx, percentile(50), percentile(99), peak[0]
+    return rps, non2xx, percentile(50), percentile(99), peak[0], per_core
 
 
 def oha(url: str, rate: float, method="GET", body=None, auth=None):
@@ -290,13 +304,14 @@ def measure(t: Target, only=None) -> dict:
             else:
                 runs.append(wrk(url, pid=t.pid))
         peak = statistics.median(r[0] for r in runs)
-        entry = {"peak": peak, "peak_errors": sum(r[1] for r in runs), "rss_kb": max(r[4] for r in runs)}
+        entry = {"peak": peak, "peak_errors": sum(r[1] for r in runs), "rss_kb": max(r[4] for r in runs),
+                 "per_core": statistics.median(r[5] for r in runs)}
         for share in (0.5, 0.8):
             rate = peak * share
             if token_file:
                 paced = 16
                 env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth, "PACE_MS": str(max(1, int(paced * 1000 / rate)))}
-                rps, errors, p50, p99, _ = wrk(url, "tokens.lua", env, connections=paced)
+                rps, errors, p50, p99, _, _ = wrk(url, "tokens.lua", env, connections=paced)
                 spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
             elif body:
                 rps, errors, p50, p99 = oha(url, rate, "POST", body, t.auth)
@@ -304,7 +319,7 @@ def measure(t: Target, only=None) -> dict:
                 rps, errors, p50, p99 = oha(url, rate)
             entry[f"at{int(share * 100)}"] = {"rate": rps, "errors": errors, "p50": p50, "p99": p99}
         results[name] = entry
-        print(f"  {t.name:22} {name:20} peak {peak:9.0f}/s  p99@80% {entry['at80']['p99']:7.2f} ms  errors {entry['peak_errors'] + entry['at50']['errors'] + entry['at80']['errors']}", flush=True)
+        print(f"  {t.name:22} {name:20} peak {peak:9.0f}/s  per CPU-s {entry['per_core']:9.0f}  p99@80% {entry['at80']['p99']:7.2f} ms  errors {entry['peak_errors'] + entry['at50']['errors'] + entry['at80']['errors']}", flush=True)
     return results
 
 
@@ -376,6 +391,21 @@ def report(measured: dict, startup: dict, idle: dict, spread_results: dict | Non
         if "oidc-provider" in measured and "ours (sqlite)" in measured:
             ratio = f"{measured['ours (sqlite)'][scenario]['peak'] / measured['oidc-provider'][scenario]['peak']:.1f}x"
         lines.append(f"| {scenario} | " + " | ".join(f"{p:,.0f}" for p in peaks) + " | " + " | ".join(lat) + f" | {ratio} |")
+    lines += [
+        "",
+        "Per core: requests served per second of CPU time the server used during its peak runs (all its "
+        "threads, user and system; median of the runs). The peer runs JavaScript on one thread; ours "
+        "spreads over both cores, so this is the like-for-like cost of a request.",
+        "",
+        "| scenario | " + " | ".join(f"{n} per CPU-s" for n in names) + " | ours (SQLite) / peer, per core |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for scenario in measured[names[0]]:
+        per_core = [measured[n][scenario].get("per_core", float("nan")) for n in names]
+        ratio = ""
+        if "oidc-provider" in measured and "ours (sqlite)" in measured:
+            ratio = f"{measured['ours (sqlite)'][scenario]['per_core'] / measured['oidc-provider'][scenario]['per_core']:.1f}x"
+        lines.append(f"| {scenario} | " + " | ".join(f"{p:,.0f}" for p in per_core) + f" | {ratio} |")
     errors = {n: sum(s["peak_errors"] + s["at50"]["errors"] + s["at80"]["errors"] for s in measured[n].values()) for n in names}
     lines += [
         "",
