@@ -2,14 +2,15 @@
 """Ours side by side with node oidc-provider, on loopback, in one run (bench/compare.sh installs
 the tools and builds first; run that).
 
-For each implementation (ours on SQLite, ours on PostgreSQL, the peer): start it and time
-start-to-ready, read idle memory, prepare single-use tokens (ours: bench-seed writes them into
-the bench database; the peer: mints them through its own models before it listens), then for
-each scenario measure peak throughput with wrk (median of RUNS runs) and latency at 50% and 80%
-of that peak (oha at a fixed rate; the single-use token scenarios use wrk paced per connection,
-since oha sends one body), and the CPU time the server used during its peak runs (requests per
-CPU-second: the per-core figure). Memory under load is the peak RSS during the client_credentials peak
-runs. Then ours again, on SQLite, with the same scenarios spread over 1,000 tenants x 10
+Start each implementation (ours on SQLite, ours on PostgreSQL, the peer), timing start-to-ready
+and reading idle memory, and prepare single-use tokens (ours: bench-seed writes them into the
+bench database; the peer: mints them through its own models before it listens). Then for each
+scenario measure peak throughput with wrk (median of RUNS runs; the runs of the three
+implementations interleaved, each started once its server is idle, so that a host whose speed
+drifts weighs on all alike) and latency at 50% and 80% of that peak (oha at a fixed rate; the
+single-use token scenarios use wrk paced per connection, since oha sends one body), and the CPU
+time the server used during its peak runs (requests per CPU-second: the per-core figure).
+Memory under load is the peak RSS during the peak runs. Then ours again, on SQLite, with the same scenarios spread over 1,000 tenants x 10
 clients. Writes a Markdown report to bench/last-run.md and prints it.
 
 Environment: DURATION (seconds per run, 10), RUNS (3), CONNECTIONS (32), ROWS and PEER_ROWS
@@ -287,39 +288,70 @@ def scenarios(t: Target):
     ]
 
 
-def measure(t: Target, only=None) -> dict:
-    results = {}
-    for name, url, body, token_file in scenarios(t):
+def settle(pid: int, most_seconds: float = 15.0) -> None:
+    """Waits until a server is idle (under 5% of a core over 0.5 s): work left over from the
+    run before, such as ours sealing its audit trail, must not overlap the next run."""
+    deadline = time.monotonic() + most_seconds
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < 0.025:
+            return
+
+
+def peak_run(t: Target, url: str, body, token_file):
+    """One peak run of a scenario against one implementation."""
+    settle(t.pid)
+    if token_file:
+        env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth}
+        result = wrk(url, "tokens.lua", env, pid=t.pid)
+        # Each run spends its tokens; the next takes the file's unused tail.
+        spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
+        return result
+    if body:
+        return wrk(url, "form.lua", {"BODY": body, "AUTH": t.auth}, pid=t.pid)
+    return wrk(url, pid=t.pid)
+
+
+def latency_run(t: Target, url: str, body, token_file, rate: float) -> dict:
+    """A run at a fixed rate: achieved rate, non-2xx count, p50 and p99."""
+    settle(t.pid)
+    if token_file:
+        paced = 16
+        env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth, "PACE_MS": str(max(1, int(paced * 1000 / rate)))}
+        rps, errors, p50, p99, _, _ = wrk(url, "tokens.lua", env, connections=paced)
+        spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
+    elif body:
+        rps, errors, p50, p99 = oha(url, rate, "POST", body, t.auth)
+    else:
+        rps, errors, p50, p99 = oha(url, rate)
+    return {"rate": rps, "errors": errors, "p50": p50, "p99": p99}
+
+
+def measure(targets: list, only=None) -> dict:
+    """Every scenario against every implementation, their runs interleaved (ours on SQLite, ours
+    on PostgreSQL, the peer, then again), so that a host whose speed drifts over the minutes of
+    a run weighs on all of them alike."""
+    results = {t.name: {} for t in targets}
+    plans = {t.name: {name: (url, body, tokens) for name, url, body, tokens in scenarios(t)} for t in targets}
+    for name, *_ in scenarios(targets[0]):
         if only and name not in only:
             continue
-        runs = []
+        runs = {t.name: [] for t in targets}
         for _ in range(RUNS):
-            if token_file:
-                env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth}
-                runs.append(wrk(url, "tokens.lua", env, pid=t.pid))
-                # Each run spends its tokens; the next takes the file's unused tail.
-                spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
-            elif body:
-                runs.append(wrk(url, "form.lua", {"BODY": body, "AUTH": t.auth}, pid=t.pid))
-            else:
-                runs.append(wrk(url, pid=t.pid))
-        peak = statistics.median(r[0] for r in runs)
-        entry = {"peak": peak, "peak_errors": sum(r[1] for r in runs), "rss_kb": max(r[4] for r in runs),
-                 "per_core": statistics.median(r[5] for r in runs)}
+            for t in targets:
+                runs[t.name].append(peak_run(t, *plans[t.name][name]))
+        for t in targets:
+            rs = runs[t.name]
+            results[t.name][name] = {"peak": statistics.median(r[0] for r in rs), "peak_errors": sum(r[1] for r in rs),
+                                     "rss_kb": max(r[4] for r in rs), "per_core": statistics.median(r[5] for r in rs)}
         for share in (0.5, 0.8):
-            rate = peak * share
-            if token_file:
-                paced = 16
-                env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth, "PACE_MS": str(max(1, int(paced * 1000 / rate)))}
-                rps, errors, p50, p99, _, _ = wrk(url, "tokens.lua", env, connections=paced)
-                spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
-            elif body:
-                rps, errors, p50, p99 = oha(url, rate, "POST", body, t.auth)
-            else:
-                rps, errors, p50, p99 = oha(url, rate)
-            entry[f"at{int(share * 100)}"] = {"rate": rps, "errors": errors, "p50": p50, "p99": p99}
-        results[name] = entry
-        print(f"  {t.name:22} {name:20} peak {peak:9.0f}/s  per CPU-s {entry['per_core']:9.0f}  p99@80% {entry['at80']['p99']:7.2f} ms  errors {entry['peak_errors'] + entry['at50']['errors'] + entry['at80']['errors']}", flush=True)
+            for t in targets:
+                entry = results[t.name][name]
+                entry[f"at{int(share * 100)}"] = latency_run(t, *plans[t.name][name], entry["peak"] * share)
+        for t in targets:
+            entry = results[t.name][name]
+            print(f"  {t.name:22} {name:20} peak {entry['peak']:9.0f}/s  per CPU-s {entry['per_core']:9.0f}  p99@80% {entry['at80']['p99']:7.2f} ms  errors {entry['peak_errors'] + entry['at50']['errors'] + entry['at80']['errors']}", flush=True)
     return results
 
 
@@ -427,9 +459,15 @@ def report(measured: dict, startup: dict, idle: dict, spread_results: dict | Non
 
 
 def main() -> None:
-    measured, startup, idle = {}, {}, {}
+    startup, idle = {}, {}
     spread_results = None
+    targets, sqlite_env = [], None
     try:
+        if "peer" not in SKIP:
+            ready, idle_kb = peer_startup()
+            _, _, target = peer(int(os.environ.get("PEER_ROWS", "300000")))
+            startup[target.name], idle[target.name] = ready, idle_kb
+            targets.append(target)
         for backend in ("sqlite", "postgres"):
             if backend in SKIP:
                 continue
@@ -437,16 +475,13 @@ def main() -> None:
             process, ready, target, env = ours(backend, rows)
             time.sleep(1)
             startup[target.name], idle[target.name] = ready, rss_kb(process.pid)
-            measured[target.name] = measure(target, ONLY)
-            if backend == "sqlite" and "spread" not in SKIP:
-                spread_results = spread(env, target.issuer.rsplit("/a/", 1)[0], process.pid)
-            stop(process)
-        if "peer" not in SKIP:
-            ready, idle_kb = peer_startup()
-            process, _, target = peer(int(os.environ.get("PEER_ROWS", "300000")))
-            startup[target.name], idle[target.name] = ready, idle_kb
-            measured[target.name] = measure(target, ONLY)
-            stop(process)
+            targets.insert(len(targets) - ("peer" not in SKIP), target)
+            if backend == "sqlite":
+                sqlite_env = (env, target)
+        measured = measure(targets, ONLY)
+        if sqlite_env and "spread" not in SKIP:
+            env, target = sqlite_env
+            spread_results = spread(env, target.issuer.rsplit("/a/", 1)[0], target.pid)
     finally:
         for process in list(RUNNING):
             stop(process)

@@ -47,30 +47,50 @@ pub async fn insert<'e>(db: impl Executor<'e, Database = Any>, row: &AuditRow) -
     Ok(())
 }
 
-/// Rows per multi-row insert (nine values each, well under any bound-parameter limit).
-const ROWS_PER_INSERT: usize = 100;
+/// Most rows per multi-row insert (nine values each, well under any bound-parameter limit).
+const MOST_ROWS_PER_INSERT: usize = 64;
 
-/// Inserts rows with one statement per hundred.
+/// Inserts rows with as few statements as power-of-two runs allow (a batch of 37 rows is three
+/// inserts: 32, 4 and 1), so that a connection keeps a few prepared forms, not one per count.
 pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[&AuditRow]) -> StoreResult<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let params: Vec<String> = (1..=9).map(|p| format!("${}", 9 * i + p)).collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
-             user_agent, request_id, details) VALUES {}",
-            values.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            query = bind(query, row);
-        }
+    // SQLite looks a named parameter's name up by walking a list, so binding hundreds of `$n`
+    // costs quadratic time there; plain `?` binds in order.
+    let anonymous = super::is_sqlite(conn);
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let run = 1 << rest.len().min(MOST_ROWS_PER_INSERT).ilog2();
+        let (now, later) = rest.split_at(run);
+        let sql = insert_sql(run, anonymous);
+        let query = now
+            .iter()
+            .fold(sqlx::query(&sql), |query, row| bind(query, row));
         query.execute(&mut *conn).await?;
+        rest = later;
     }
     Ok(())
+}
+
+/// The insert of `rows` rows, with `?` or numbered parameters.
+fn insert_sql(rows: usize, anonymous: bool) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let params: Vec<String> = (1..=9)
+                .map(|p| {
+                    if anonymous {
+                        "?".to_owned()
+                    } else {
+                        format!("${}", 9 * i + p)
+                    }
+                })
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
+         user_agent, request_id, details) VALUES {}",
+        values.join(", ")
+    )
 }
 
 /// An audit row as read back, with its place in the tenant's chain once sealed.

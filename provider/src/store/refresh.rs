@@ -416,6 +416,7 @@ impl Write for Rotation {
             Ok(true)
         })
     }
+
     fn chain(&self) -> Option<&dyn Chain<Output = bool>> {
         Some(self)
     }

@@ -491,6 +491,7 @@ impl Write for Redemption {
             Ok(true)
         })
     }
+
     fn chain(&self) -> Option<&dyn Chain<Output = bool>> {
         Some(self)
     }
