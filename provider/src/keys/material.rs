@@ -204,4 +204,13 @@ mod tests {
             assert!(jwt::decode_with_verifier(&token, &*other_verifier).is_err());
         }
     }
+
+    #[test]
+    fn an_es256_signer_refuses_a_key_of_another_algorithm() {
+        for alg in [Alg::Rs256, Alg::EdDsa] {
+            let key = generate(alg).unwrap();
+            assert!(signer(Alg::Es256, &key.private_der, &key.kid).is_err());
+        }
+        assert!(signer(Alg::Es256, b"not a key", "kid").is_err());
+    }
 }
