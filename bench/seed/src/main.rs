@@ -82,16 +82,15 @@ async fn main() -> anyhow::Result<()> {
                     };
                     refresh::insert_family(&mut *tx, &tenant, &family, now).await?;
                     let digest = state.digester.digest(SecretKind::RefreshToken, &secret);
-                    refresh::insert_token(
-                        &mut *tx,
-                        &tenant,
-                        &digest,
-                        &family.id,
-                        0,
-                        now,
-                        now + 86_400,
-                    )
-                    .await?;
+                    let token = refresh::NewToken {
+                        digest: &digest,
+                        family_id: &family.id,
+                        generation: 0,
+                        created_at: now,
+                        expires_at: now + 86_400,
+                        issued_response: None,
+                    };
+                    refresh::insert_token(&mut *tx, &tenant, &token).await?;
                 }
                 other => bail!("unknown kind {other}: codes or refresh"),
             }

@@ -235,11 +235,16 @@ async fn retry_or_reuse(
         .metadata
         .refresh_grace_secs
         .unwrap_or(tenant.tenant.refresh_grace_secs);
-    let latest = refresh::latest_generation(state.store.reader(), id, &family.id).await?;
-    let in_grace =
-        token.rotated_at.is_some_and(|at| now - at < grace) && token.generation + 1 == latest;
-    if in_grace
-        && let Some(sealed) = &token.rotated_response
+    let in_grace = token.rotated_at.is_some_and(|at| now - at < grace);
+    // Only the immediate predecessor of the newest token is retried: its successor must not
+    // have been rotated itself.
+    let retried = match (&token.successor_digest, in_grace) {
+        (Some(successor), true) => {
+            refresh::newest_issued_response(state.store.reader(), id, successor).await?
+        }
+        _ => None,
+    };
+    if let Some(sealed) = &retried
         && let Ok(json) = state.keyring.open(sealed, &response_aad(id, digest))
         && let Ok(body) = serde_json::from_slice::<Value>(&json)
     {

@@ -110,28 +110,38 @@ pub struct RefreshToken {
     pub generation: i64,
     pub expires_at: i64,
     pub rotated_at: Option<i64>,
-    pub rotated_response: Option<Vec<u8>>,
+    /// The token that replaced this one, once rotated.
+    pub successor_digest: Option<Vec<u8>>,
+}
+
+/// A refresh token to store: the first of a family or the successor of a rotated one.
+#[derive(Clone, Copy, Debug)]
+pub struct NewToken<'a> {
+    pub digest: &'a [u8],
+    pub family_id: &'a str,
+    pub generation: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The sealed response that issued it, for a retry of its predecessor.
+    pub issued_response: Option<&'a [u8]>,
 }
 
 pub async fn insert_token<'e>(
     db: impl Executor<'e, Database = Any>,
     tenant: &TenantId,
-    digest: &[u8],
-    family_id: &str,
-    generation: i64,
-    now: i64,
-    expires_at: i64,
+    token: &NewToken<'_>,
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, generation, created_at, \
-         expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+         expires_at, issued_response) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant.as_str())
-    .bind(digest)
-    .bind(family_id)
-    .bind(generation)
-    .bind(now)
-    .bind(expires_at)
+    .bind(token.digest)
+    .bind(token.family_id)
+    .bind(token.generation)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .bind(token.issued_response)
     .execute(db)
     .await?;
     Ok(())
@@ -143,7 +153,7 @@ pub async fn get_token<'e>(
     digest: &[u8],
 ) -> StoreResult<Option<RefreshToken>> {
     let row = sqlx::query_as::<_, RefreshToken>(
-        "SELECT family_id, generation, expires_at, rotated_at, rotated_response FROM refresh_tokens \
+        "SELECT family_id, generation, expires_at, rotated_at, successor_digest FROM refresh_tokens \
          WHERE tenant_id = $1 AND token_digest = $2",
     )
     .bind(tenant.as_str())
@@ -168,7 +178,7 @@ struct PresentedRow {
     generation: i64,
     token_expires_at: i64,
     rotated_at: Option<i64>,
-    rotated_response: Option<Vec<u8>>,
+    successor_digest: Option<Vec<u8>>,
     user_status: Option<String>,
     #[sqlx(flatten)]
     family: Family,
@@ -180,7 +190,7 @@ pub async fn get_presented<'e>(
     digest: &[u8],
 ) -> StoreResult<Option<Presented>> {
     let row = sqlx::query_as::<_, PresentedRow>(
-        "SELECT t.generation, t.expires_at AS token_expires_at, t.rotated_at, t.rotated_response, \
+        "SELECT t.generation, t.expires_at AS token_expires_at, t.rotated_at, t.successor_digest, \
          u.status AS user_status, f.id, f.client_id, f.user_id, f.scope, f.resources, \
          f.auth_time, f.expires_at, f.revoked_at, f.session_digest, f.dpop_jkt \
          FROM refresh_tokens t \
@@ -198,46 +208,47 @@ pub async fn get_presented<'e>(
             generation: row.generation,
             expires_at: row.token_expires_at,
             rotated_at: row.rotated_at,
-            rotated_response: row.rotated_response,
+            successor_digest: row.successor_digest,
         },
         user_active: row.user_status.as_deref() == Some(UserStatus::Active.as_str()),
         family: row.family,
     }))
 }
 
-/// The newest generation of a family.
-pub async fn latest_generation<'e>(
+/// The sealed response that issued a token, while that token is the newest of its family (not
+/// rotated itself): what a retry of its predecessor gets again.
+pub async fn newest_issued_response<'e>(
     db: impl Executor<'e, Database = Any>,
     tenant: &TenantId,
-    family_id: &str,
-) -> StoreResult<i64> {
-    let generation: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(generation) FROM refresh_tokens WHERE tenant_id = $1 AND family_id = $2",
+    digest: &[u8],
+) -> StoreResult<Option<Vec<u8>>> {
+    let response: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+        "SELECT issued_response FROM refresh_tokens \
+         WHERE tenant_id = $1 AND token_digest = $2 AND rotated_at IS NULL",
     )
     .bind(tenant.as_str())
-    .bind(family_id)
-    .fetch_one(db)
+    .bind(digest)
+    .fetch_optional(db)
     .await?;
-    Ok(generation.unwrap_or(0))
+    Ok(response.flatten())
 }
 
-/// Rotates a token once, keeping the response its rotation produced; false when another use
-/// rotated it first.
+/// Rotates a token once, recording its successor; false when another use rotated it first.
 pub async fn rotate<'e>(
     db: impl Executor<'e, Database = Any>,
     tenant: &TenantId,
     digest: &[u8],
     now: i64,
-    sealed_response: &[u8],
+    successor_digest: &[u8],
 ) -> StoreResult<bool> {
     let result = sqlx::query(
-        "UPDATE refresh_tokens SET rotated_at = $3, rotated_response = $4 \
+        "UPDATE refresh_tokens SET rotated_at = $3, successor_digest = $4 \
          WHERE tenant_id = $1 AND token_digest = $2 AND rotated_at IS NULL",
     )
     .bind(tenant.as_str())
     .bind(digest)
     .bind(now)
-    .bind(sealed_response)
+    .bind(successor_digest)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -301,22 +312,21 @@ impl NewFamily {
             self.access_expires_at,
         )
         .await?;
-        insert_token(
-            &mut *conn,
-            tenant,
-            &self.token_digest,
-            &family.id,
-            0,
-            self.now,
-            self.token_expires_at,
-        )
-        .await
+        let token = NewToken {
+            digest: &self.token_digest,
+            family_id: &family.id,
+            generation: 0,
+            created_at: self.now,
+            expires_at: self.token_expires_at,
+            issued_response: None,
+        };
+        insert_token(&mut *conn, tenant, &token).await
     }
 }
 
-/// One rotation, all or nothing: the presented token is marked rotated (keeping the sealed
-/// response for a retry), its successor stored, the new access token recorded and the audit
-/// row written. Its output is false, with nothing written, when another use rotated the token
+/// One rotation, all or nothing: the presented token is marked rotated, its successor stored
+/// with the sealed response (for a retry), the new access token recorded and the audit row
+/// written. Its output is false, with nothing written, when another use rotated the token
 /// first.
 #[derive(Clone, Debug)]
 pub struct Rotation {
@@ -337,10 +347,10 @@ pub struct Rotation {
 /// trip to it costs more than the statement): each insert runs only if the statement before it
 /// changed a row, so a lost race writes nothing.
 const ROTATE_ON_SQLITE: &str = "\
-    UPDATE refresh_tokens SET rotated_at = $3, rotated_response = $4 \
+    UPDATE refresh_tokens SET rotated_at = $3, successor_digest = $5 \
         WHERE tenant_id = $1 AND token_digest = $2 AND rotated_at IS NULL; \
     INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, generation, created_at, \
-        expires_at) SELECT $1, $5, $6, $7, $3, $8 WHERE changes() = 1; \
+        expires_at, issued_response) SELECT $1, $5, $6, $7, $3, $8, $4 WHERE changes() = 1; \
     INSERT INTO family_access_tokens (tenant_id, family_id, jti, expires_at) \
         SELECT $1, $6, $9, $10 WHERE changes() = 1; \
     INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
@@ -388,22 +398,21 @@ impl Write for Rotation {
                 tenant,
                 &self.digest,
                 self.now,
-                &self.sealed_response,
+                &self.successor_digest,
             )
             .await?
             {
                 return Ok(false);
             }
-            insert_token(
-                &mut *conn,
-                tenant,
-                &self.successor_digest,
-                &self.family_id,
-                self.successor_generation,
-                self.now,
-                self.successor_expires_at,
-            )
-            .await?;
+            let successor = NewToken {
+                digest: &self.successor_digest,
+                family_id: &self.family_id,
+                generation: self.successor_generation,
+                created_at: self.now,
+                expires_at: self.successor_expires_at,
+                issued_response: Some(&self.sealed_response),
+            };
+            insert_token(&mut *conn, tenant, &successor).await?;
             record_access_token(
                 &mut *conn,
                 tenant,
