@@ -11,11 +11,12 @@ drifts weighs on all alike) and latency at 50% and 80% of that peak (oha at a fi
 single-use token scenarios use wrk paced per connection, since oha sends one body), and the CPU
 time the server used during its peak runs (requests per CPU-second: the per-core figure).
 Memory under load is the peak RSS during the peak runs. Then ours again, on SQLite, with the same scenarios spread over 1,000 tenants x 10
-clients. Writes a Markdown report to bench/last-run.md and prints it.
+clients. Last, one core each: ours on SQLite and the peer started again on core 0 alone, the
+load generator on core 1 (taskset), for the scenarios that need no single-use tokens. Writes a Markdown report to bench/last-run.md and prints it.
 
 Environment: DURATION (seconds per run, 10), RUNS (3), CONNECTIONS (32), ROWS and PEER_ROWS
 (single-use tokens made per implementation), SKIP (parts to leave out: sqlite postgres peer
-spread), ONLY (scenarios to run, by name: all when empty), TEST_DATABASE_URL (the PostgreSQL server, default postgres://postgres@127.0.0.1:5432/postgres).
+spread one-core), ONLY (scenarios to run, by name: all when empty), TEST_DATABASE_URL (the PostgreSQL server, default postgres://postgres@127.0.0.1:5432/postgres).
 Introspection asks about a refresh token on both sides (oidc-provider does not introspect its
 JWT access tokens).
 """
@@ -51,6 +52,11 @@ REDIRECT = "http://127.0.0.1:9/cb"
 RESOURCE = "https://api.example"
 WORK = Path(tempfile.mkdtemp(prefix="bench-"))
 RUNNING: list[subprocess.Popen] = []
+# CPU affinity prefixes (taskset) for servers and load generators; set for the one-core pass.
+SERVER_PIN: list[str] = []
+LOAD_PIN: list[str] = []
+# What the one-core pass measures: the scenarios that need no single-use tokens.
+ONE_CORE_SCENARIOS = ("discovery", "jwks", "client_credentials", "introspection")
 
 
 def free_port() -> int:
@@ -92,6 +98,7 @@ def start(command: list[str], env: dict, ready_url: str | None, cwd=ROOT, ready_
     """Starts a process; returns it and the seconds until it was ready."""
     log = open(WORK / f"{Path(command[0]).name}-{len(RUNNING)}.log", "w")
     began = time.monotonic()
+    command = SERVER_PIN + command
     process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE if ready_line else log, stderr=log, text=True)
     RUNNING.append(process)
     if ready_line:
@@ -153,7 +160,7 @@ def wrk(url: str, script: str | None = None, env: dict | None = None, connection
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     cpu_before = cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(command, env={**os.environ, "THREADS": "2", **(env or {})}, capture_output=True, text=True, timeout=DURATION + 60).stdout
+    out = subprocess.run(LOAD_PIN + command, env={**os.environ, "THREADS": "2", **(env or {})}, capture_output=True, text=True, timeout=DURATION + 60).stdout
     cpu_used = cpu_seconds(pid) - cpu_before if pid else 0.0
     sampling[0] = False
     sampler.join()
@@ -184,7 +191,7 @@ def oha(url: str, rate: float, method="GET", body=None, auth=None):
         command += ["-d", body, "-T", "application/x-www-form-urlencoded"]
     if auth:
         command += ["-H", f"Authorization: {auth}"]
-    result = json.loads(subprocess.run(command, capture_output=True, text=True, timeout=DURATION + 60).stdout)
+    result = json.loads(subprocess.run(LOAD_PIN + command, capture_output=True, text=True, timeout=DURATION + 60).stdout)
     codes = result.get("statusCodeDistribution", {})
     non2xx = sum(n for code, n in codes.items() if not code.startswith("2"))
     percentiles = result["latencyPercentiles"]
@@ -202,12 +209,12 @@ class Target:
         self.metadata = http("GET", f"{issuer}/.well-known/openid-configuration")
 
 
-def ours(backend: str, rows: int):
+def ours(backend: str, rows: int, work: Path = WORK):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     admin = secrets.token_urlsafe(32)
     if backend == "sqlite":
-        database = f"sqlite://{WORK}/ours.db?mode=rwc"
+        database = f"sqlite://{work}/ours.db?mode=rwc"
     else:
         name = f"bench_{secrets.token_hex(4)}"
         subprocess.run(["psql", PG_SERVER, "-qc", f"CREATE DATABASE {name}"], check=True)
@@ -229,7 +236,7 @@ def ours(backend: str, rows: int):
         "token_endpoint_auth_method": "client_secret_basic", "scope": "openid offline_access api:read",
     }, tenant_admin)
     user = http("POST", f"{base}/a/bench/admin/users", {"email": "bench@example.com"}, tenant_admin)
-    tokens = WORK / f"ours-{backend}"
+    tokens = work / f"ours-{backend}"
     tokens.mkdir()
     seed_env = {**os.environ, **env}
     for kind, file in (("codes", "codes.txt"), ("refresh", "refresh.txt")):
@@ -250,10 +257,10 @@ def peer_startup() -> tuple[float, int]:
     return ready, idle
 
 
-def peer(rows: int):
+def peer(rows: int, work: Path = WORK):
     port = free_port()
     secret = secrets.token_urlsafe(32)
-    tokens = WORK / "peer"
+    tokens = work / "peer"
     tokens.mkdir()
     env = {"PORT": str(port), "CLIENT_SECRET": secret, "OUT": str(tokens), "CODES": str(rows), "REFRESH": str(rows), "NODE_ENV": "production"}
     process, ready = start(["node", "server.mjs"], env, None, cwd=BENCH / "peer", ready_line="ready")
@@ -328,10 +335,10 @@ def latency_run(t: Target, url: str, body, token_file, rate: float) -> dict:
     return {"rate": rps, "errors": errors, "p50": p50, "p99": p99}
 
 
-def measure(targets: list, only=None) -> dict:
+def measure(targets: list, only=None, latency=True) -> dict:
     """Every scenario against every implementation, their runs interleaved (ours on SQLite, ours
     on PostgreSQL, the peer, then again), so that a host whose speed drifts over the minutes of
-    a run weighs on all of them alike."""
+    a run weighs on all of them alike. Latency at fixed rates unless `latency` is false."""
     results = {t.name: {} for t in targets}
     plans = {t.name: {name: (url, body, tokens) for name, url, body, tokens in scenarios(t)} for t in targets}
     for name, *_ in scenarios(targets[0]):
@@ -345,13 +352,15 @@ def measure(targets: list, only=None) -> dict:
             rs = runs[t.name]
             results[t.name][name] = {"peak": statistics.median(r[0] for r in rs), "peak_errors": sum(r[1] for r in rs),
                                      "rss_kb": max(r[4] for r in rs), "per_core": statistics.median(r[5] for r in rs)}
-        for share in (0.5, 0.8):
+        for share in (0.5, 0.8) if latency else ():
             for t in targets:
                 entry = results[t.name][name]
                 entry[f"at{int(share * 100)}"] = latency_run(t, *plans[t.name][name], entry["peak"] * share)
         for t in targets:
             entry = results[t.name][name]
-            print(f"  {t.name:22} {name:20} peak {entry['peak']:9.0f}/s  per CPU-s {entry['per_core']:9.0f}  p99@80% {entry['at80']['p99']:7.2f} ms  errors {entry['peak_errors'] + entry['at50']['errors'] + entry['at80']['errors']}", flush=True)
+            p99 = f"p99@80% {entry['at80']['p99']:7.2f} ms  " if latency else ""
+            errors = entry["peak_errors"] + sum(entry[k]["errors"] for k in ("at50", "at80") if k in entry)
+            print(f"  {t.name:22} {name:20} peak {entry['peak']:9.0f}/s  per CPU-s {entry['per_core']:9.0f}  {p99}errors {errors}", flush=True)
     return results
 
 
@@ -363,6 +372,27 @@ def spend(file: Path, used: int) -> None:
         print(f"  warning: {file.name} ran out of tokens; raise ROWS", flush=True)
         used = max(0, len(lines) - 1000)
     file.write_text("\n".join(lines[used:]) + "\n")
+
+
+def one_core_each() -> dict | None:
+    """Ours on SQLite and the peer again, each started on core 0 alone with the load generator on
+    core 1: per-core throughput as such, without the load generator competing for the server's
+    cores (ours sizes its runtime to the one core it is given, as in a one-core container)."""
+    if os.cpu_count() < 2 or not shutil.which("taskset"):
+        print("  one-core pass skipped: needs two cores and taskset", flush=True)
+        return None
+    SERVER_PIN[:], LOAD_PIN[:] = ["taskset", "-c", "0"], ["taskset", "-c", "1"]
+    try:
+        work = WORK / "one-core"
+        work.mkdir()
+        _, _, ours_target, _ = ours("sqlite", 10, work)
+        _, _, peer_target = peer(10, work)
+        chosen = [name for name in ONE_CORE_SCENARIOS if not ONLY or name in ONLY]
+        return measure([ours_target, peer_target], chosen, latency=False) if chosen else None
+    finally:
+        SERVER_PIN[:], LOAD_PIN[:] = [], []
+        for process in list(RUNNING):
+            stop(process)
 
 
 def spread(env: dict, base: str, pid: int) -> dict:
@@ -404,7 +434,7 @@ def versions() -> dict:
     }
 
 
-def report(measured: dict, startup: dict, idle: dict, spread_results: dict | None) -> str:
+def report(measured: dict, startup: dict, idle: dict, spread_results: dict | None, one_core: dict | None) -> str:
     v = versions()
     lines = [
         f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {v['cores']} cores ({v['cpu']}), Linux {v['kernel']}; "
@@ -455,12 +485,22 @@ def report(measured: dict, startup: dict, idle: dict, spread_results: dict | Non
                   "| scenario | peak/s | p99 ms at peak | RSS peak | non-2xx |", "|---|---|---|---|---|"]
         for name, r in spread_results.items():
             lines.append(f"| {name} | {r['peak']:,.0f} | {r['p99']:.2f} | {r['rss_kb'] / 1024:.1f} MB | {r['errors']} |")
+    if one_core:
+        ours_run, peer_run = one_core["ours (sqlite)"], one_core["oidc-provider"]
+        lines += ["", "One core each: ours on SQLite and the peer started again on core 0 alone, the load generator on core 1 "
+                  f"(peaks, median of {RUNS} runs):", "",
+                  "| scenario | ours (sqlite) peak/s | oidc-provider peak/s | ours / peer | ours per CPU-s | oidc-provider per CPU-s | ours / peer, per CPU-s | non-2xx |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name in ours_run:
+            o, p = ours_run[name], peer_run[name]
+            lines.append(f"| {name} | {o['peak']:,.0f} | {p['peak']:,.0f} | {o['peak'] / p['peak']:.1f}x | {o['per_core']:,.0f} | {p['per_core']:,.0f} "
+                         f"| {o['per_core'] / p['per_core']:.1f}x | {o['peak_errors'] + p['peak_errors']} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     startup, idle = {}, {}
-    spread_results = None
+    spread_results = one_core = None
     targets, sqlite_env = [], None
     try:
         if "peer" not in SKIP:
@@ -482,12 +522,16 @@ def main() -> None:
         if sqlite_env and "spread" not in SKIP:
             env, target = sqlite_env
             spread_results = spread(env, target.issuer.rsplit("/a/", 1)[0], target.pid)
+        for process in list(RUNNING):
+            stop(process)
+        if not {"one-core", "sqlite", "peer"} & set(SKIP):
+            one_core = one_core_each()
     finally:
         for process in list(RUNNING):
             stop(process)
-    text = report(measured, startup, idle, spread_results)
+    text = report(measured, startup, idle, spread_results, one_core)
     (BENCH / "last-run.md").write_text(text)
-    (BENCH / "last-run.json").write_text(json.dumps({"measured": measured, "startup": startup, "idle_kb": idle, "spread": spread_results}, indent=1))
+    (BENCH / "last-run.json").write_text(json.dumps({"measured": measured, "startup": startup, "idle_kb": idle, "spread": spread_results, "one_core": one_core}, indent=1))
     print(text)
     shutil.rmtree(WORK, ignore_errors=True)
 
