@@ -1,11 +1,12 @@
 //! Group commit (`provider::store::group_commit`), through the store of a running server:
 //! concurrent writes each get their own outcome once committed, and a write that fails halfway
 //! leaves nothing behind and does not fail the writes it shared a transaction with. Writes with
-//! a SQLite chain, joined with their like into one request, each get their own outcome.
+//! a SQLite chain, joined with their like into one request, each get their own outcome. Lone
+//! audit rows share transactions on both databases, and one the database refuses fails alone.
 
 use std::{future::Future, pin::Pin};
 
-use e2e::{TestServer, both_databases};
+use e2e::{Backend, TestServer, both_databases};
 use provider::store::{
     StoreError, StoreResult,
     audit::{self, AuditRow},
@@ -220,7 +221,41 @@ async fn chained_writes_in_one_batch_each_get_their_own_outcome(s: TestServer) {
     assert_eq!(count(&s, revoked, &tenant, "twice").await, 0);
 }
 
+/// Lone audit rows share transactions on both databases. A row the database refuses
+/// (PostgreSQL takes no NUL in text; SQLite stores it) fails alone: the rows batched with it
+/// are written.
+async fn a_refused_audit_row_fails_alone(s: TestServer) {
+    let tenant = s.create_tenant().await.id;
+    let good: Vec<_> = (0..60)
+        .map(|n| {
+            let (store, row) = (s.state.store.clone(), audit_row(&tenant, "test.good", n));
+            tokio::spawn(async move { store.append_audit(row).await })
+        })
+        .collect();
+    let store = s.state.store.clone();
+    let nul = audit_row(&tenant, "test.nul\0", 0);
+    let bad = tokio::spawn(async move { store.append_audit(nul).await });
+    let mut outcomes = Vec::new();
+    for task in good {
+        outcomes.push(task.await.unwrap());
+    }
+    let bad = bad.await.unwrap();
+
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let events = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event = $2";
+    assert_eq!(count(&s, events, &tenant, "test.good").await, 60);
+    match s.backend {
+        Backend::Postgres => assert!(bad.is_err(), "PostgreSQL refuses the row: {bad:?}"),
+        Backend::Sqlite => assert!(bad.is_ok(), "SQLite stores the row: {bad:?}"),
+    }
+    // PostgreSQL takes no NUL in a parameter either: the row is looked for by its prefix.
+    let like = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event LIKE $2";
+    let stored = count(&s, like, &tenant, "test.nul%").await;
+    assert_eq!(stored, i64::from(s.backend == Backend::Sqlite));
+}
+
 both_databases!(
     a_failing_write_leaves_nothing_and_fails_alone,
+    a_refused_audit_row_fails_alone,
     chained_writes_in_one_batch_each_get_their_own_outcome
 );

@@ -131,7 +131,7 @@ impl Store {
                     .await?;
                 Ok(Self {
                     reader: pool.clone(),
-                    writes: group_commit::Writer::direct(pool.clone()),
+                    writes: group_commit::Writer::direct_writes(pool.clone()),
                     writer: pool,
                     backend: Backend::Postgres,
                 })
