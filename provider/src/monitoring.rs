@@ -2,7 +2,13 @@
 //! things happen; what is read from the database (key states, mail waiting, pool use) is
 //! measured at scrape time by `http::prometheus`.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{LazyLock, OnceLock, RwLock},
+    time::Duration,
+};
+
+use axum::http::{Method, StatusCode};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -58,15 +64,57 @@ fn drain_histograms(handle: PrometheusHandle) {
 
 /// One answered request, by route template (never the raw path, whose ids would explode the
 /// label set).
-pub fn request(route: &str, method: &str, status: u16, seconds: f64) {
-    let labels = [
-        ("route", route.to_owned()),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
+pub fn request(route: &str, method: &Method, status: StatusCode, seconds: f64) {
+    let (route, method, status) = (
+        interned(route),
+        method_label(method),
+        interned(status.as_str()),
+    );
+    metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(seconds);
+}
+
+/// The standard methods by name; any other a client makes up is counted as `other`, so it
+/// cannot grow the label set.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
     ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    let labels = [("route", route.to_owned()), ("method", method.to_owned())];
-    metrics::histogram!("http_request_duration_seconds", &labels).record(seconds);
+    const NAMES: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .position(|known| known == method)
+        .map_or("other", |at| NAMES[at])
+}
+
+/// A label value kept for the life of the process. Route templates and status codes are a
+/// small fixed set, so each is allocated once instead of on every request.
+fn interned(value: &str) -> &'static str {
+    static SEEN: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
+    if let Some(seen) = SEEN.read().ok().and_then(|seen| seen.get(value).copied()) {
+        return seen;
+    }
+    let Ok(mut seen) = SEEN.write() else {
+        return "unknown";
+    };
+    if let Some(known) = seen.get(value) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(value.into());
+    seen.insert(leaked);
+    leaked
 }
 
 /// A token endpoint grant that issued tokens.
@@ -87,4 +135,19 @@ pub fn rate_limited(limit: String) {
 /// The shared rate-limit store (Redis) could not be reached for a decision.
 pub fn rate_limit_store_failed() {
     metrics::counter!("rate_limit_store_errors_total").increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_come_from_a_bounded_set() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        let once = interned("/a/{tenant}/token");
+        let again = interned(&String::from("/a/{tenant}/token"));
+        assert!(std::ptr::eq(once, again), "the same text is kept once");
+        assert_eq!(interned(StatusCode::TOO_MANY_REQUESTS.as_str()), "429");
+    }
 }

@@ -72,6 +72,10 @@ async fn token_limits_hold_at_their_ceiling_and_refill() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["details"]["policy"], "\"token-client\";q=3;w=60");
     assert_eq!(rows[0]["ip"], "127.0.0.1");
+    assert_eq!(
+        rows[0]["request_id"],
+        refused.header("x-request-id").unwrap()
+    );
     // Another client is counted on its own.
     assert_eq!(
         token(&s, &tenant.id, "other", &other).await.status,

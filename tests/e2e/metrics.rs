@@ -62,6 +62,17 @@ async fn counters_move_with_requests_and_grants(s: TestServer) {
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    // A method a client makes up is counted, but under `other`: it cannot grow the label set.
+    let brewed = s
+        .http
+        .request(
+            e2e::reqwest::Method::from_bytes(b"BREW").unwrap(),
+            &token_url,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brewed.status(), StatusCode::METHOD_NOT_ALLOWED);
     let after = scrape(&s).await;
 
     let grants = |text: &str| {
@@ -91,6 +102,15 @@ async fn counters_move_with_requests_and_grants(s: TestServer) {
     assert!(denied(&after) >= denied(&before) + 1.0);
     let count = |text: &str| sample(text, "http_request_duration_seconds_count", &route);
     assert!(count(&after) >= count(&before) + 4.0);
+    let other = |text: &str| {
+        sample(
+            text,
+            "http_requests_total",
+            &[route[0], ("method", "other"), ("status", "405")],
+        )
+    };
+    assert!(other(&after) >= other(&before) + 1.0, "{after}");
+    assert!(!after.contains("BREW"), "made-up methods are not labels");
     assert!(
         after.contains("http_request_duration_seconds_bucket{") && after.contains("le=\"0.005\""),
         "latency buckets"

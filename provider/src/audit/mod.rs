@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::{header::USER_AGENT, request::Parts},
+    http::{HeaderValue, header::USER_AGENT, request::Parts},
 };
 use serde_json::Value;
 use sqlx::{Any, Executor};
@@ -34,28 +34,41 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
 }
 
+impl RequestMeta {
+    pub fn new(
+        ip: Option<IpAddr>,
+        user_agent: Option<&HeaderValue>,
+        request_id: Option<&RequestId>,
+    ) -> Self {
+        Self {
+            ip,
+            user_agent: user_agent
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+            request_id: request_id.map(|id| id.as_str().to_owned()),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self {
-            ip: parts
-                .extensions
-                .get::<crate::http::client_ip::ClientIp>()
-                .map(|ip| ip.0)
-                .or_else(|| {
-                    parts
-                        .extensions
-                        .get::<ConnectInfo<SocketAddr>>()
-                        .map(|ConnectInfo(addr)| addr.ip())
-                }),
-            user_agent: parts
-                .headers
-                .get(USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
-            request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
-        })
+        let ip = parts
+            .extensions
+            .get::<crate::http::client_ip::ClientIp>()
+            .map(|ip| ip.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip())
+            });
+        Ok(Self::new(
+            ip,
+            parts.headers.get(USER_AGENT),
+            parts.extensions.get::<RequestId>(),
+        ))
     }
 }
 

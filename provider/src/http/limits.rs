@@ -2,14 +2,16 @@
 //! answers with (`Retry-After` and the IETF `RateLimit-Policy`/`RateLimit` headers, in the
 //! surface's own error format). A store outage on a limit that may not be skipped is a 503.
 
+use std::net::IpAddr;
+
 use axum::{
-    extract::{Request, State},
-    http::{HeaderName, HeaderValue, StatusCode},
+    extract::{MatchedPath, Request, State},
+    http::{HeaderName, HeaderValue, StatusCode, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
-use super::{client_ip::ClientIp, pages::error_page};
+use super::{client_ip::ClientIp, pages::error_page, request_id::RequestId};
 use crate::{
     error::{AdminError, OAuthError},
     limits::{Actor, Class, Decision, Refusal},
@@ -212,42 +214,57 @@ fn sampled(key: String, now_ms: i64) -> bool {
     }
 }
 
-/// Records sampled `rate_limit.refused` rows for the 429s any surface answered.
-pub(super) async fn audit_refusals(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let tenant = shared::TenantId::parse(super::route_tenant(&request)).map_or_else(
-        |_| crate::audit::SYSTEM_TENANT.to_owned(),
-        |t| t.as_str().to_owned(),
-    );
-    let (mut parts, body) = request.into_parts();
-    let Ok(meta) =
-        <crate::audit::RequestMeta as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-            &mut parts, &state,
-        )
-        .await;
-    let response = next.run(Request::from_parts(parts, body)).await;
-    if response.status() != StatusCode::TOO_MANY_REQUESTS {
-        return response;
-    }
-    let Some(policy) = response
-        .headers()
-        .get("ratelimit-policy")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    else {
-        return response;
-    };
-    let clock = state.clock.as_ref();
-    if sampled(format!("{tenant}\n{policy}"), clock.unix_ms()) {
-        let event = crate::audit::AuditEvent::new("rate_limit.refused")
-            .details(serde_json::json!({ "policy": policy }));
-        let recorded = crate::audit::record_alone(&state.store, clock, &tenant, &meta, event).await;
-        if let Err(err) = recorded {
-            tracing::warn!(error = %err, "could not record rate_limit.refused");
+/// What a refusal's audit row needs of its request: cheap clones, kept while the request is
+/// handled and read only if the answer is a 429.
+#[derive(Debug)]
+pub(super) struct Requester {
+    route: Option<MatchedPath>,
+    uri: Uri,
+    ip: Option<IpAddr>,
+    user_agent: Option<HeaderValue>,
+    request_id: Option<RequestId>,
+}
+
+impl Requester {
+    pub(super) fn of(request: &Request) -> Self {
+        Self {
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            uri: request.uri().clone(),
+            ip: request.extensions().get::<ClientIp>().map(|ip| ip.0),
+            user_agent: request.headers().get(header::USER_AGENT).cloned(),
+            request_id: request.extensions().get::<RequestId>().cloned(),
         }
     }
-    response
+}
+
+/// The policy that refused a request, if `response` is a limit's 429 (whichever surface
+/// answered it).
+pub(super) fn refusing_policy(response: &Response) -> Option<HeaderValue> {
+    (response.status() == StatusCode::TOO_MANY_REQUESTS)
+        .then(|| response.headers().get("ratelimit-policy").cloned())
+        .flatten()
+}
+
+/// Records a `rate_limit.refused` row, at most one per tenant and policy a minute.
+pub(super) async fn audit_refusal(state: &AppState, requester: Requester, policy: HeaderValue) {
+    let Ok(policy) = policy.to_str() else {
+        return;
+    };
+    let segment = super::tenant_segment(requester.route.as_ref(), requester.uri.path());
+    let tenant = shared::TenantId::parse(segment).map_or(crate::audit::SYSTEM_TENANT, |_| segment);
+    let clock = state.clock.as_ref();
+    if !sampled(format!("{tenant}\n{policy}"), clock.unix_ms()) {
+        return;
+    }
+    let meta = crate::audit::RequestMeta::new(
+        requester.ip,
+        requester.user_agent.as_ref(),
+        requester.request_id.as_ref(),
+    );
+    let event = crate::audit::AuditEvent::new("rate_limit.refused")
+        .details(serde_json::json!({ "policy": policy }));
+    let recorded = crate::audit::record_alone(&state.store, clock, tenant, &meta, event).await;
+    if let Err(err) = recorded {
+        tracing::warn!(error = %err, "could not record rate_limit.refused");
+    }
 }
