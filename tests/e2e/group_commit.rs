@@ -1,7 +1,8 @@
 //! Group commit (`provider::store::group_commit`), through the store of a running server:
 //! concurrent writes each get their own outcome once committed, and a write that fails halfway
 //! leaves nothing behind and does not fail the writes it shared a transaction with. Writes with
-//! a SQLite chain, joined with their like into one request, each get their own outcome. Lone
+//! a SQLite chain, joined with their like into one request, each get their own outcome, and
+//! one that fails rolls its batch back without losing the others. Lone
 //! audit rows share transactions on both databases, and one the database refuses fails alone.
 
 use std::{future::Future, pin::Pin};
@@ -221,6 +222,63 @@ async fn chained_writes_in_one_batch_each_get_their_own_outcome(s: TestServer) {
     assert_eq!(count(&s, revoked, &tenant, "twice").await, 0);
 }
 
+/// On SQLite a batch's BEGIN rides in its first joined request and its COMMIT in the last when
+/// nothing but chains follows. A chain that fails inside a joined request (its tenant does not
+/// exist) rolls the whole batch back; every other write then applies alone, lone audit rows
+/// batched with the chains included, and the writer's connection is left with no transaction
+/// open.
+async fn a_failing_chain_rolls_its_batch_back_and_the_rest_apply_alone(s: TestServer) {
+    let tenant = s.create_tenant().await.id;
+    let chains: Vec<_> = (0..30)
+        .map(|n| {
+            let store = s.state.store.clone();
+            let write = RevokeOnce {
+                row: audit_row(&tenant, "test.revoked", n),
+                jti: format!("k{n}"),
+            };
+            tokio::spawn(async move { store.write(write).await })
+        })
+        .collect();
+    let lone: Vec<_> = (0..10)
+        .map(|n| {
+            let (store, row) = (s.state.store.clone(), audit_row(&tenant, "test.lone", n));
+            tokio::spawn(async move { store.append_audit(row).await })
+        })
+        .collect();
+    let store = s.state.store.clone();
+    let ghost = RevokeOnce {
+        row: audit_row("no-such-tenant", "test.ghost", 0),
+        jti: "ghost".into(),
+    };
+    let bad = tokio::spawn(async move { store.write(ghost).await });
+    for task in chains {
+        assert!(task.await.unwrap().expect("a chained write succeeds"));
+    }
+    for task in lone {
+        task.await.unwrap().expect("a lone audit row is written");
+    }
+    assert!(
+        bad.await.unwrap().is_err(),
+        "the chain of an unknown tenant fails"
+    );
+
+    let events = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event = $2";
+    assert_eq!(count(&s, events, &tenant, "test.revoked").await, 30);
+    assert_eq!(count(&s, events, &tenant, "test.lone").await, 10);
+    assert_eq!(count(&s, events, "no-such-tenant", "test.ghost").await, 0);
+    let revoked = "SELECT COUNT(*) FROM revoked_tokens WHERE tenant_id = $1 AND jti LIKE $2";
+    assert_eq!(count(&s, revoked, &tenant, "k%").await, 30);
+
+    // The next batch opens its own transaction: none was left open by the failed one.
+    let store = s.state.store.clone();
+    let after = RevokeOnce {
+        row: audit_row(&tenant, "test.after", 0),
+        jti: "after".into(),
+    };
+    assert!(store.write(after).await.unwrap());
+    assert_eq!(count(&s, revoked, &tenant, "after").await, 1);
+}
+
 /// Lone audit rows share transactions on both databases. A row the database refuses
 /// (PostgreSQL takes no NUL in text; SQLite stores it) fails alone: the rows batched with it
 /// are written.
@@ -255,6 +313,7 @@ async fn a_refused_audit_row_fails_alone(s: TestServer) {
 }
 
 both_databases!(
+    a_failing_chain_rolls_its_batch_back_and_the_rest_apply_alone,
     a_failing_write_leaves_nothing_and_fails_alone,
     a_refused_audit_row_fails_alone,
     chained_writes_in_one_batch_each_get_their_own_outcome
