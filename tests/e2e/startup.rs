@@ -212,6 +212,43 @@ async fn migrate_applies_the_schema_on_both_databases() {
     store.close().await;
 }
 
+/// Every SQLite connection, writer and readers alike, gets the durability and checkpoint
+/// settings: a reader without them would checkpoint on SQLite's default of 1,000 pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connections_are_durable_and_checkpoint_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/pragmas.db?mode=rwc", dir.path().display());
+    let config = provider::config::Config::from_map(
+        false,
+        &[("DATABASE_URL".to_owned(), url)].into_iter().collect(),
+    )
+    .unwrap();
+    let store = provider::store::Store::connect(&config.database_url)
+        .await
+        .unwrap();
+    for (name, pool) in [("writer", store.writer()), ("reader", store.reader())] {
+        let mut conn = pool.acquire().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal", "{name}");
+        for (pragma, expected) in [
+            ("synchronous", 2), // FULL
+            ("foreign_keys", 1),
+            ("busy_timeout", 5000),
+            ("wal_autocheckpoint", 250),
+        ] {
+            let value: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(value, expected, "{name}: PRAGMA {pragma}");
+        }
+    }
+    store.close().await;
+}
+
 fn keys_env(
     bind: &str,
     root: &str,
