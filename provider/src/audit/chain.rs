@@ -22,8 +22,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Rows read per page when verifying.
 const BATCH: i64 = 500;
 /// Rows sealed per transaction: small, so sealing never holds SQLite's one writer for long
-/// while requests wait behind it.
-const SEAL_BATCH: i64 = 100;
+/// while requests wait behind it, and a power of two, so a full batch is one statement
+/// (`store::audit::seal_rows`).
+const SEAL_BATCH: i64 = 128;
 
 /// The hash of `row` at `seq` after `prev`, as lowercase hex.
 pub fn link_hash(
@@ -90,7 +91,7 @@ pub async fn seal_at_most(
                 hash,
             });
         }
-        audit::seal_rows(&mut *tx, &seals).await?;
+        audit::seal_rows(&mut tx, &seals).await?;
         audit::set_head(&mut *tx, tenant, seq, &prev).await?;
         store::commit(tx).await?;
         sealed += rows.len() as u64;

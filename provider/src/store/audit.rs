@@ -72,25 +72,30 @@ pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[&AuditRow]) -> 
 
 /// The insert of `rows` rows, with `?` or numbered parameters.
 fn insert_sql(rows: usize, anonymous: bool) -> String {
-    let values: Vec<String> = (0..rows)
+    format!(
+        "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
+         user_agent, request_id, details) VALUES {}",
+        values_list(rows, 9, anonymous)
+    )
+}
+
+/// `(…), (…)`: `rows` tuples of `columns` parameters, `?` or numbered `$1`…`$n` in order.
+fn values_list(rows: usize, columns: usize, anonymous: bool) -> String {
+    let tuples: Vec<String> = (0..rows)
         .map(|i| {
-            let params: Vec<String> = (1..=9)
+            let params: Vec<String> = (1..=columns)
                 .map(|p| {
                     if anonymous {
                         "?".to_owned()
                     } else {
-                        format!("${}", 9 * i + p)
+                        format!("${}", columns * i + p)
                     }
                 })
                 .collect();
             format!("({})", params.join(", "))
         })
         .collect();
-    format!(
-        "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
-         user_agent, request_id, details) VALUES {}",
-        values.join(", ")
-    )
+    tuples.join(", ")
 }
 
 /// An audit row as read back, with its place in the tenant's chain once sealed.
@@ -282,37 +287,40 @@ pub struct Seal {
     pub hash: String,
 }
 
-/// Seals rows with one statement (one round trip however many rows: sealing shares SQLite's
-/// one writer with every request).
-pub async fn seal_rows<'e>(
-    db: impl Executor<'e, Database = Any>,
-    seals: &[Seal],
-) -> StoreResult<()> {
-    if seals.is_empty() {
-        return Ok(());
+/// Seals rows with as few statements as power-of-two runs allow (sealing shares SQLite's one
+/// writer with every request, so each statement seals many rows), keeping a few prepared forms
+/// on the connection rather than one per batch size, which would push the token endpoint's own
+/// statements out of its cache.
+pub async fn seal_rows(conn: &mut sqlx::AnyConnection, seals: &[Seal]) -> StoreResult<()> {
+    // Plain `?` on SQLite, as in `insert_many`: it binds in order, where `$n` is looked up by
+    // name, which costs quadratic time in the number of parameters.
+    let anonymous = super::is_sqlite(conn);
+    let mut rest = seals;
+    while !rest.is_empty() {
+        let run = 1 << rest.len().ilog2();
+        let (now, later) = rest.split_at(run);
+        let sql = seal_sql(run, anonymous);
+        let query = now.iter().fold(sqlx::query(&sql), |query, seal| {
+            query
+                .bind(seal.id)
+                .bind(seal.seq)
+                .bind(&seal.prev)
+                .bind(&seal.hash)
+        });
+        query.execute(&mut *conn).await?;
+        rest = later;
     }
+    Ok(())
+}
+
+/// The update that seals `rows` rows, with `?` or numbered parameters.
+fn seal_sql(rows: usize, anonymous: bool) -> String {
     // Both databases name the columns of a VALUES list column1, column2, ...
-    let values: Vec<String> = (0..seals.len())
-        .map(|i| {
-            let n = 4 * i;
-            format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
-        })
-        .collect();
-    let sql = format!(
+    format!(
         "UPDATE audit_events SET chain_seq = v.column2, chain_prev = v.column3, \
          chain_hash = v.column4 FROM (VALUES {}) AS v WHERE audit_events.id = v.column1",
-        values.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
-    for seal in seals {
-        query = query
-            .bind(seal.id)
-            .bind(seal.seq)
-            .bind(&seal.prev)
-            .bind(&seal.hash);
-    }
-    query.execute(db).await?;
-    Ok(())
+        values_list(rows, 4, anonymous)
+    )
 }
 
 pub async fn set_head<'e>(
@@ -397,4 +405,23 @@ pub async fn purge_through(
     .execute(&mut **tx)
     .await?;
     Ok(deleted.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_statements_number_their_parameters_in_order_or_leave_them_anonymous() {
+        assert_eq!(
+            values_list(2, 4, false),
+            "($1, $2, $3, $4), ($5, $6, $7, $8)"
+        );
+        assert_eq!(values_list(2, 4, true), "(?, ?, ?, ?), (?, ?, ?, ?)");
+        assert!(
+            seal_sql(1, false)
+                .ends_with("FROM (VALUES ($1, $2, $3, $4)) AS v WHERE audit_events.id = v.column1")
+        );
+        assert!(insert_sql(1, true).ends_with("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    }
 }
