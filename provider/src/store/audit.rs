@@ -56,18 +56,28 @@ pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[&AuditRow]) -> 
     // SQLite looks a named parameter's name up by walking a list, so binding hundreds of `$n`
     // costs quadratic time there; plain `?` binds in order.
     let anonymous = super::is_sqlite(conn);
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let run = 1 << rest.len().min(MOST_ROWS_PER_INSERT).ilog2();
-        let (now, later) = rest.split_at(run);
-        let sql = insert_sql(run, anonymous);
-        let query = now
+    for run in power_of_two_runs(rows, MOST_ROWS_PER_INSERT) {
+        let sql = insert_sql(run.len(), anonymous);
+        let query = run
             .iter()
             .fold(sqlx::query(&sql), |query, row| bind(query, row));
         query.execute(&mut *conn).await?;
-        rest = later;
     }
     Ok(())
+}
+
+/// `items` cut into runs of at most `most` whose lengths are powers of two, longest first, so
+/// that multi-row statements come in a few prepared forms, not one per count.
+fn power_of_two_runs<T>(items: &[T], most: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (run, later) = rest.split_at(1 << rest.len().min(most).ilog2());
+        rest = later;
+        Some(run)
+    })
 }
 
 /// The insert of `rows` rows, with `?` or numbered parameters.
@@ -295,12 +305,9 @@ pub async fn seal_rows(conn: &mut sqlx::AnyConnection, seals: &[Seal]) -> StoreR
     // Plain `?` on SQLite, as in `insert_many`: it binds in order, where `$n` is looked up by
     // name, which costs quadratic time in the number of parameters.
     let anonymous = super::is_sqlite(conn);
-    let mut rest = seals;
-    while !rest.is_empty() {
-        let run = 1 << rest.len().ilog2();
-        let (now, later) = rest.split_at(run);
-        let sql = seal_sql(run, anonymous);
-        let query = now.iter().fold(sqlx::query(&sql), |query, seal| {
+    for run in power_of_two_runs(seals, usize::MAX) {
+        let sql = seal_sql(run.len(), anonymous);
+        let query = run.iter().fold(sqlx::query(&sql), |query, seal| {
             query
                 .bind(seal.id)
                 .bind(seal.seq)
@@ -308,7 +315,6 @@ pub async fn seal_rows(conn: &mut sqlx::AnyConnection, seals: &[Seal]) -> StoreR
                 .bind(&seal.hash)
         });
         query.execute(&mut *conn).await?;
-        rest = later;
     }
     Ok(())
 }
@@ -423,5 +429,17 @@ mod tests {
                 .ends_with("FROM (VALUES ($1, $2, $3, $4)) AS v WHERE audit_events.id = v.column1")
         );
         assert!(insert_sql(1, true).ends_with("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    }
+
+    #[test]
+    fn rows_go_in_power_of_two_runs_of_at_most_the_cap() {
+        let rows: Vec<u32> = (0..37).collect();
+        let lengths: Vec<usize> = power_of_two_runs(&rows, 64).map(<[u32]>::len).collect();
+        assert_eq!(lengths, [32, 4, 1]);
+        let lengths: Vec<usize> = power_of_two_runs(&rows, 8).map(<[u32]>::len).collect();
+        assert_eq!(lengths, [8, 8, 8, 8, 4, 1]);
+        let joined: Vec<u32> = power_of_two_runs(&rows, 8).flatten().copied().collect();
+        assert_eq!(joined, rows);
+        assert_eq!(power_of_two_runs::<u32>(&[], 8).count(), 0);
     }
 }
