@@ -1,8 +1,9 @@
 //! Group commit (`provider::store::group_commit`), through the store of a running server:
 //! concurrent writes each get their own outcome once committed, and a write that fails halfway
 //! leaves nothing behind and does not fail the writes it shared a transaction with. Writes with
-//! a SQLite chain, joined with their like into one request, each get their own outcome, and
-//! one that fails rolls its batch back without losing the others. Lone
+//! a SQLite chain, joined with their like into one request (on PostgreSQL, run as one
+//! statement each), each get their own outcome, and one that fails rolls its batch back
+//! without losing the others (on PostgreSQL, writes nothing of its own). Lone
 //! audit rows share transactions on both databases, and one the database refuses fails alone.
 
 use std::{future::Future, pin::Pin};
@@ -60,29 +61,31 @@ impl Write for FailsHalfway {
 }
 
 /// Revokes a token id unless it is revoked already, with an audit row when it did: a write
-/// with a SQLite chain, as the code exchange and the refresh rotation are.
+/// with a SQLite chain and a one-statement PostgreSQL form, as the code exchange and the
+/// refresh rotation are.
 struct RevokeOnce {
     row: AuditRow,
     jti: String,
-}
-
-/// Its first statement, which also runs alone where SQLite's chains do not (PostgreSQL).
-macro_rules! revoke_once {
-    () => {
-        "INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at) \
-         VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING"
-    };
 }
 
 impl Chain for RevokeOnce {
     type Output = bool;
 
     fn sql(&self) -> &'static str {
-        concat!(
-            revoke_once!(),
-            "; INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, \
-             ip, user_agent, request_id, details) \
-             SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE changes() = 1"
+        "INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at) \
+         VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING; \
+         INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
+         user_agent, request_id, details) \
+         SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE changes() = 1"
+    }
+
+    fn postgres_sql(&self) -> Option<&'static str> {
+        Some(
+            "WITH revoked AS (INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at) \
+             VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING RETURNING 1) \
+             INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
+             user_agent, request_id, details) \
+             SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM revoked",
         )
     }
 
@@ -102,21 +105,7 @@ impl Write for RevokeOnce {
         &'c self,
         conn: &'c mut AnyConnection,
     ) -> Pin<Box<dyn Future<Output = StoreResult<bool>> + Send + 'c>> {
-        Box::pin(async move {
-            if conn.backend_name() == "SQLite" {
-                return run_chain(conn, self).await;
-            }
-            let revoked = sqlx::query(revoke_once!())
-                .bind(&self.row.tenant_id)
-                .bind(&self.jti)
-                .execute(&mut *conn)
-                .await?;
-            if revoked.rows_affected() == 0 {
-                return Ok(false);
-            }
-            audit::insert(&mut *conn, &self.row).await?;
-            Ok(true)
-        })
+        Box::pin(run_chain(conn, self))
     }
 
     fn chain(&self) -> Option<&dyn Chain<Output = bool>> {

@@ -7,8 +7,10 @@
 //! the connection's thread with the like writes of their batch in one request: sqlx runs each
 //! SQLite connection on a thread of its own, and a request to it costs more than the statements.
 //! PostgreSQL groups concurrent commits itself, so there each write runs in its own transaction
-//! on the pool; only lone audit rows share a batch's transaction there too (one transaction per
-//! row cost the server more than the row: client_credentials went from 4,400 to 9,500/s).
+//! on the pool (a write with a one-statement form, `Chain::postgres_sql`, as that statement: a
+//! transaction by itself, one round trip); only lone audit rows share a batch's transaction
+//! there too (one transaction per row cost the server more than the row: client_credentials
+//! went from 4,400 to 9,500/s).
 
 use std::{
     collections::HashMap,
@@ -60,6 +62,14 @@ pub trait Chain: Send + Sync {
 
     /// The statements, `;`-separated, with numbered parameters `$1`…`$n`, all of them used.
     fn sql(&self) -> &'static str;
+    /// The same write on PostgreSQL as one statement over the same parameters, when it has
+    /// one: the first change in a `WITH` part and every later one taking its rows from it, so
+    /// that a write that does not apply writes nothing. A statement commits on its own, so it
+    /// runs outside a transaction block: one round trip instead of `BEGIN`, one per statement
+    /// and `COMMIT`. Its one count (the last change's) stands for the chain's first.
+    fn postgres_sql(&self) -> Option<&'static str> {
+        None
+    }
     /// Binds `$1`…`$n`, in order, as the query's next parameters.
     fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q>;
     /// The outcome, from the rows each statement changed.
@@ -71,12 +81,16 @@ pub fn first_applied(changes: &[u64]) -> bool {
     changes.first() == Some(&1)
 }
 
-/// Runs one chain on its own (inside the caller's transaction).
+/// Runs one chain on its own (inside the caller's transaction), in its PostgreSQL form there.
 pub async fn run_chain<C: Chain + ?Sized>(
     conn: &mut AnyConnection,
     chain: &C,
 ) -> StoreResult<C::Output> {
-    let changes = changes(conn, chain.bind(sqlx::query(chain.sql()))).await?;
+    let sql = match chain.postgres_sql() {
+        Some(statement) if !super::is_sqlite(conn) => statement,
+        _ => chain.sql(),
+    };
+    let changes = changes(conn, chain.bind(sqlx::query(sql))).await?;
     Ok(chain.output(&changes))
 }
 
@@ -100,6 +114,10 @@ trait Job: Send {
     }
     /// The write's SQLite chain text, when it has one (`Write::chain`).
     fn chain_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// The write's one PostgreSQL statement, when it has one (`Chain::postgres_sql`).
+    fn postgres_sql(&self) -> Option<&'static str> {
         None
     }
     /// Binds the chain's parameters.
@@ -128,6 +146,10 @@ impl<W: Write> Job for Pending<W> {
 
     fn chain_sql(&self) -> Option<&'static str> {
         self.write.chain().map(|chain| chain.sql())
+    }
+
+    fn postgres_sql(&self) -> Option<&'static str> {
+        self.write.chain().and_then(|chain| chain.postgres_sql())
     }
 
     fn bind_chain<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
@@ -505,8 +527,15 @@ fn renumber(sql: &str, by: usize, out: &mut String) {
     }
 }
 
-/// Runs one write in a transaction of its own and hands over its outcome.
+/// Runs one write in a transaction of its own (on PostgreSQL, a write that is one statement
+/// is one) and hands over its outcome.
 async fn alone(conn: &mut AnyConnection, mut job: Box<dyn Job>) {
+    if let Some(sql) = job.postgres_sql().filter(|_| !super::is_sqlite(conn)) {
+        let ran = changes(conn, job.bind_chain(sqlx::query(sql))).await;
+        let committed = ran.map(|changes| job.chained(&changes));
+        job.finish(committed);
+        return;
+    }
     let committed = async {
         let mut tx = conn.begin().await?;
         if job.run(&mut tx).await {

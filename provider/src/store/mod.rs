@@ -40,6 +40,10 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// How long a caller waits for a connection before the request is answered 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a PostgreSQL connection may have been idle and still be handed out without a
+/// ping. sqlx pings every connection it takes back; one used again within this window (all of
+/// them, under load) is spared a second round trip on the way out, as HikariCP does.
+const TRUSTED_IDLE: Duration = Duration::from_secs(1);
 /// WAL lets readers run beside the writer; `synchronous = FULL` makes every commit durable;
 /// the busy timeout (ms) is how long SQLite waits on another process's write lock. A
 /// checkpoint every 250 WAL pages (1 MB) instead of SQLite's 1,000 keeps each one short:
@@ -130,6 +134,15 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > TRUSTED_IDLE {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 Ok(Self {

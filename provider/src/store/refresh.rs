@@ -9,7 +9,6 @@ use super::{
     StoreResult, Tx,
     audit::{self, AuditRow},
     group_commit::{AnyQuery, Chain, Write, first_applied, run_chain},
-    is_sqlite,
     users::UserStatus,
 };
 
@@ -85,23 +84,6 @@ pub async fn revoke_family(
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected() == 1)
-}
-
-pub async fn record_access_token<'e>(
-    db: impl Executor<'e, Database = Any>,
-    tenant: &TenantId,
-    family_id: &str,
-    jti: &str,
-    expires_at: i64,
-) -> StoreResult<()> {
-    sqlx::query("INSERT INTO family_access_tokens (tenant_id, family_id, jti, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(tenant.as_str())
-        .bind(family_id)
-        .bind(jti)
-        .bind(expires_at)
-        .execute(db)
-        .await?;
-    Ok(())
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -233,27 +215,6 @@ pub async fn newest_issued_response<'e>(
     Ok(response.flatten())
 }
 
-/// Rotates a token once, recording its successor; false when another use rotated it first.
-pub async fn rotate<'e>(
-    db: impl Executor<'e, Database = Any>,
-    tenant: &TenantId,
-    digest: &[u8],
-    now: i64,
-    successor_digest: &[u8],
-) -> StoreResult<bool> {
-    let result = sqlx::query(
-        "UPDATE refresh_tokens SET rotated_at = $3, successor_digest = $4 \
-         WHERE tenant_id = $1 AND token_digest = $2 AND rotated_at IS NULL",
-    )
-    .bind(tenant.as_str())
-    .bind(digest)
-    .bind(now)
-    .bind(successor_digest)
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() == 1)
-}
-
 /// Revokes every live family of one user (or of the whole tenant when `user_id` is `None`) and
 /// the access tokens they produced; returns how many families.
 pub async fn revoke_all(
@@ -300,30 +261,6 @@ pub struct NewFamily {
     pub now: i64,
 }
 
-impl NewFamily {
-    pub async fn insert(&self, conn: &mut AnyConnection, tenant: &TenantId) -> StoreResult<()> {
-        let family = &self.family;
-        insert_family(&mut *conn, tenant, family, self.now).await?;
-        record_access_token(
-            &mut *conn,
-            tenant,
-            &family.id,
-            &self.access_jti,
-            self.access_expires_at,
-        )
-        .await?;
-        let token = NewToken {
-            digest: &self.token_digest,
-            family_id: &family.id,
-            generation: 0,
-            created_at: self.now,
-            expires_at: self.token_expires_at,
-            issued_response: None,
-        };
-        insert_token(&mut *conn, tenant, &token).await
-    }
-}
-
 /// One rotation, all or nothing: the presented token is marked rotated, its successor stored
 /// with the sealed response (for a retry), the new access token recorded and the audit row
 /// written. Its output is false, with nothing written, when another use rotated the token
@@ -357,11 +294,29 @@ const ROTATE_ON_SQLITE: &str = "\
         user_agent, request_id, details) \
         SELECT $11, $12, $13, $14, $15, $16, $17, $18, $19 WHERE changes() = 1";
 
+/// A rotation on PostgreSQL as one statement (see `Chain::postgres_sql`): each insert takes its
+/// row from `rotated`, so a lost race writes nothing. The same parameters as on SQLite.
+const ROTATE_ON_POSTGRES: &str = "\
+    WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $3, successor_digest = $5 \
+        WHERE tenant_id = $1 AND token_digest = $2 AND rotated_at IS NULL RETURNING 1), \
+    successor AS (INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, \
+        generation, created_at, expires_at, issued_response) \
+        SELECT $1, $5, $6, $7, $3, $8, $4 FROM rotated), \
+    access AS (INSERT INTO family_access_tokens (tenant_id, family_id, jti, expires_at) \
+        SELECT $1, $6, $9, $10 FROM rotated) \
+    INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
+        user_agent, request_id, details) \
+        SELECT $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM rotated";
+
 impl Chain for Rotation {
     type Output = bool;
 
     fn sql(&self) -> &'static str {
         ROTATE_ON_SQLITE
+    }
+
+    fn postgres_sql(&self) -> Option<&'static str> {
+        Some(ROTATE_ON_POSTGRES)
     }
 
     fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
@@ -388,42 +343,7 @@ impl Write for Rotation {
     type Output = bool;
 
     fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, StoreResult<bool>> {
-        Box::pin(async move {
-            if is_sqlite(conn) {
-                return run_chain(conn, self).await;
-            }
-            let tenant = &self.tenant;
-            if !rotate(
-                &mut *conn,
-                tenant,
-                &self.digest,
-                self.now,
-                &self.successor_digest,
-            )
-            .await?
-            {
-                return Ok(false);
-            }
-            let successor = NewToken {
-                digest: &self.successor_digest,
-                family_id: &self.family_id,
-                generation: self.successor_generation,
-                created_at: self.now,
-                expires_at: self.successor_expires_at,
-                issued_response: Some(&self.sealed_response),
-            };
-            insert_token(&mut *conn, tenant, &successor).await?;
-            record_access_token(
-                &mut *conn,
-                tenant,
-                &self.family_id,
-                &self.access_jti,
-                self.access_expires_at,
-            )
-            .await?;
-            audit::insert(&mut *conn, &self.audit).await?;
-            Ok(true)
-        })
+        Box::pin(run_chain(conn, self))
     }
 
     fn chain(&self) -> Option<&dyn Chain<Output = bool>> {

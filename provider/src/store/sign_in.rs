@@ -12,7 +12,6 @@ use super::{
     StoreResult,
     audit::{self, AuditRow},
     group_commit::{AnyQuery, Chain, Write, first_applied, run_chain},
-    is_sqlite,
     refresh::NewFamily,
 };
 
@@ -355,31 +354,6 @@ pub async fn get_code<'e>(
     Ok(row)
 }
 
-/// Redeems a code once, recording the access token it yields; false when it was redeemed
-/// before (a replay) or has expired.
-pub async fn redeem_code<'e>(
-    db: impl Executor<'e, Database = Any>,
-    tenant: &TenantId,
-    code_digest: &[u8],
-    jti: &str,
-    token_exp: i64,
-    now: i64,
-) -> StoreResult<bool> {
-    let result = sqlx::query(
-        "UPDATE authorization_codes SET redeemed_at = $3, access_token_jti = $4, \
-         access_token_exp = $5 WHERE tenant_id = $1 AND code_digest = $2 \
-         AND redeemed_at IS NULL AND expires_at > $3",
-    )
-    .bind(tenant.as_str())
-    .bind(code_digest)
-    .bind(now)
-    .bind(jti)
-    .bind(token_exp)
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() == 1)
-}
-
 /// One code exchange, all or nothing: the code is redeemed, the refresh family it starts (if
 /// any) written and the audit row with them. Its output is false, with nothing written, when
 /// the code was redeemed meanwhile or has expired.
@@ -415,10 +389,41 @@ const AUDIT_ON_SQLITE: &str = "\
         user_agent, request_id, details) \
         SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE changes() = 1";
 
+/// A redemption on PostgreSQL as one statement (see `Chain::postgres_sql`): every insert takes
+/// its row from `redeemed`, so a code redeemed meanwhile writes nothing. The same parameters as
+/// on SQLite.
+const REDEEM_ON_POSTGRES: &str = "\
+    WITH redeemed AS (UPDATE authorization_codes SET redeemed_at = $3, access_token_jti = $4, \
+        access_token_exp = $5 WHERE tenant_id = $1 AND code_digest = $2 \
+        AND redeemed_at IS NULL AND expires_at > $3 RETURNING 1)";
+const START_FAMILY_ON_POSTGRES: &str = ", \
+    family AS (INSERT INTO refresh_families (tenant_id, id, client_id, user_id, scope, \
+        resources, auth_time, created_at, expires_at, session_digest, dpop_jkt) \
+        SELECT $1, $15, $16, $17, $18, $19, $20, $26, $21, $22, $23 FROM redeemed), \
+    access AS (INSERT INTO family_access_tokens (tenant_id, family_id, jti, expires_at) \
+        SELECT $1, $15, $4, $5 FROM redeemed), \
+    token AS (INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, generation, \
+        created_at, expires_at) SELECT $1, $24, $15, 0, $26, $25 FROM redeemed)";
+const AUDIT_ON_POSTGRES: &str = " \
+    INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
+        user_agent, request_id, details) \
+        SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM redeemed";
+
 /// The redemption chains, with and without a family.
 static REDEEM: LazyLock<String> = LazyLock::new(|| [REDEEM_ON_SQLITE, AUDIT_ON_SQLITE].concat());
 static REDEEM_STARTING_FAMILY: LazyLock<String> =
     LazyLock::new(|| [REDEEM_ON_SQLITE, START_FAMILY_ON_SQLITE, AUDIT_ON_SQLITE].concat());
+/// The redemption statements on PostgreSQL, with and without a family.
+static REDEEM_STATEMENT: LazyLock<String> =
+    LazyLock::new(|| [REDEEM_ON_POSTGRES, AUDIT_ON_POSTGRES].concat());
+static REDEEM_STATEMENT_STARTING_FAMILY: LazyLock<String> = LazyLock::new(|| {
+    [
+        REDEEM_ON_POSTGRES,
+        START_FAMILY_ON_POSTGRES,
+        AUDIT_ON_POSTGRES,
+    ]
+    .concat()
+});
 
 impl Chain for Redemption {
     type Output = bool;
@@ -429,6 +434,14 @@ impl Chain for Redemption {
         } else {
             &REDEEM
         }
+    }
+
+    fn postgres_sql(&self) -> Option<&'static str> {
+        Some(if self.family.is_some() {
+            &REDEEM_STATEMENT_STARTING_FAMILY
+        } else {
+            &REDEEM_STATEMENT
+        })
     }
 
     fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
@@ -467,29 +480,7 @@ impl Write for Redemption {
     type Output = bool;
 
     fn run<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, StoreResult<bool>> {
-        Box::pin(async move {
-            if is_sqlite(conn) {
-                return run_chain(conn, self).await;
-            }
-            let tenant = &self.tenant;
-            let redeemed = redeem_code(
-                &mut *conn,
-                tenant,
-                &self.code_digest,
-                &self.access_jti,
-                self.access_expires_at,
-                self.now,
-            )
-            .await?;
-            if !redeemed {
-                return Ok(false);
-            }
-            if let Some(family) = &self.family {
-                family.insert(conn, tenant).await?;
-            }
-            audit::insert(&mut *conn, &self.audit).await?;
-            Ok(true)
-        })
+        Box::pin(run_chain(conn, self))
     }
 
     fn chain(&self) -> Option<&dyn Chain<Output = bool>> {
