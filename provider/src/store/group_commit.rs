@@ -66,7 +66,8 @@ pub trait Chain: Send + Sync {
     /// one: the first change in a `WITH` part and every later one taking its rows from it, so
     /// that a write that does not apply writes nothing. A statement commits on its own, so it
     /// runs outside a transaction block: one round trip instead of `BEGIN`, one per statement
-    /// and `COMMIT`. Its one count (the last change's) stands for the chain's first.
+    /// and `COMMIT`. Its one count (the last change's) stands for the chain's first. A write
+    /// with this form runs the chain from `Write::run` with `run_chain`, which picks the form.
     fn postgres_sql(&self) -> Option<&'static str> {
         None
     }
@@ -116,9 +117,9 @@ trait Job: Send {
     fn chain_sql(&self) -> Option<&'static str> {
         None
     }
-    /// The write's one PostgreSQL statement, when it has one (`Chain::postgres_sql`).
-    fn postgres_sql(&self) -> Option<&'static str> {
-        None
+    /// Whether the write is one statement on PostgreSQL (`Chain::postgres_sql`).
+    fn one_statement_on_postgres(&self) -> bool {
+        false
     }
     /// Binds the chain's parameters.
     fn bind_chain<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
@@ -148,8 +149,10 @@ impl<W: Write> Job for Pending<W> {
         self.write.chain().map(|chain| chain.sql())
     }
 
-    fn postgres_sql(&self) -> Option<&'static str> {
-        self.write.chain().and_then(|chain| chain.postgres_sql())
+    fn one_statement_on_postgres(&self) -> bool {
+        self.write
+            .chain()
+            .is_some_and(|chain| chain.postgres_sql().is_some())
     }
 
     fn bind_chain<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
@@ -530,10 +533,10 @@ fn renumber(sql: &str, by: usize, out: &mut String) {
 /// Runs one write in a transaction of its own (on PostgreSQL, a write that is one statement
 /// is one) and hands over its outcome.
 async fn alone(conn: &mut AnyConnection, mut job: Box<dyn Job>) {
-    if let Some(sql) = job.postgres_sql().filter(|_| !super::is_sqlite(conn)) {
-        let ran = changes(conn, job.bind_chain(sqlx::query(sql))).await;
-        let committed = ran.map(|changes| job.chained(&changes));
-        job.finish(committed);
+    if job.one_statement_on_postgres() && !super::is_sqlite(conn) {
+        // `run` keeps the outcome, an error included, for `finish`.
+        job.run(conn).await;
+        job.finish(Ok(()));
         return;
     }
     let committed = async {
