@@ -39,6 +39,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     let keyring = keyring(&config)?;
     let digester = SecretDigester::new(digest_key(&store, &keyring, clock.unix()).await?);
     let root_admin_digest = root_admin_digest(&config, &store, &digester, clock.unix()).await?;
+    let digester = Arc::new(digester);
+    store.seal_audit_as_written(digester.clone());
     let redis = config
         .redis_url
         .as_ref()
@@ -86,7 +88,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         config: Arc::new(config),
         store,
         clock,
-        digester: Arc::new(digester),
+        digester,
         keyring: sealer,
         keys,
         root_admin_digest: Arc::new(root_admin_digest),

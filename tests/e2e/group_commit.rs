@@ -6,13 +6,16 @@
 //! without losing the others (on PostgreSQL, writes nothing of its own). Lone
 //! audit rows share transactions on both databases, and one the database refuses fails alone.
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, sync::LazyLock};
 
 use e2e::{Backend, TestServer, both_databases};
-use provider::store::{
-    StoreError, StoreResult,
-    audit::{self, AuditRow},
-    group_commit::{AnyQuery, Chain, Write, first_applied, run_chain},
+use provider::{
+    audit::chain,
+    store::{
+        StoreError, StoreResult,
+        audit::{self, AuditRow},
+        group_commit::{AnyQuery, Chain, Write, first_applied, run_chain},
+    },
 };
 use sqlx::AnyConnection;
 
@@ -68,15 +71,26 @@ struct RevokeOnce {
     jti: String,
 }
 
+const REVOKE: &str = "INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at) \
+                      VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING;";
+static REVOKE_THEN_AUDIT: LazyLock<String> =
+    LazyLock::new(|| [REVOKE, &audit::guarded_insert_sql(3)].concat());
+static REVOKE_THEN_AUDIT_SEALED: LazyLock<String> =
+    LazyLock::new(|| [REVOKE, &audit::sealed_insert_sql(3, 12)].concat());
+
 impl Chain for RevokeOnce {
     type Output = bool;
 
     fn sql(&self) -> &'static str {
-        "INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at) \
-         VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING; \
-         INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
-         user_agent, request_id, details) \
-         SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE changes() = 1"
+        &REVOKE_THEN_AUDIT
+    }
+
+    fn sealed_sql(&self) -> Option<&'static str> {
+        Some(&REVOKE_THEN_AUDIT_SEALED)
+    }
+
+    fn audit_row(&self) -> Option<&AuditRow> {
+        Some(&self.row)
     }
 
     fn postgres_sql(&self) -> Option<&'static str> {
@@ -301,8 +315,116 @@ async fn a_refused_audit_row_fails_alone(s: TestServer) {
     assert_eq!(stored, i64::from(s.backend == Backend::Sqlite));
 }
 
+/// Sends `RevokeOnce` writes for these token ids at once; returns how many applied.
+async fn revoke_all(s: &TestServer, tenant: &str, jtis: &[String]) -> usize {
+    let writes: Vec<_> = jtis
+        .iter()
+        .enumerate()
+        .map(|(n, jti)| {
+            let store = s.state.store.clone();
+            let write = RevokeOnce {
+                row: audit_row(tenant, "test.revoked", n),
+                jti: jti.clone(),
+            };
+            tokio::spawn(async move { store.write(write).await })
+        })
+        .collect();
+    let mut applied = 0;
+    for task in writes {
+        applied += usize::from(task.await.unwrap().expect("a chained write succeeds"));
+    }
+    applied
+}
+
+async fn unsealed(s: &TestServer, tenant: &str) -> i64 {
+    let sql = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NULL";
+    sqlx::query_scalar(sql)
+        .bind(tenant)
+        .fetch_one(s.state.store.reader())
+        .await
+        .unwrap()
+}
+
+/// On SQLite a batch seals its chains' audit rows as it writes them, against the chain heads
+/// it believes in; on PostgreSQL the sealing task seals them. Whatever the writer believes,
+/// the chain holds: a write that does not apply, the sealing task moving a head, and a head
+/// moved behind the writer's back each leave rows unsealed for the sealing task, never a
+/// broken chain, and the writer seals again once it has read the head anew.
+async fn chained_audit_rows_are_sealed_as_written_and_the_chain_holds(s: TestServer) {
+    let tenant = s.create_tenant().await.id;
+    let (store, digester) = (&s.state.store, s.state.digester.as_ref());
+    chain::seal(store, digester, &tenant).await.unwrap();
+    let sqlite = s.backend == Backend::Sqlite;
+    let jtis = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{}", i % 8)).collect()
+    };
+
+    assert_eq!(revoke_all(&s, &tenant, &jtis("a", 8)).await, 8);
+    assert_eq!(unsealed(&s, &tenant).await, if sqlite { 0 } else { 8 });
+
+    // Four writes per token id: one of each applies, and a row written after one that did
+    // not may wait for the sealing task.
+    assert_eq!(revoke_all(&s, &tenant, &jtis("b", 32)).await, 8);
+    chain::seal(store, digester, &tenant).await.unwrap();
+    assert_eq!(unsealed(&s, &tenant).await, 0);
+
+    // The sealing task moved the head (it tells the writer): the next rows are sealed again.
+    audit::insert(store.writer(), &audit_row(&tenant, "test.outside", 0))
+        .await
+        .unwrap();
+    chain::seal(store, digester, &tenant).await.unwrap();
+    assert_eq!(revoke_all(&s, &tenant, &jtis("c", 8)).await, 8);
+    assert_eq!(unsealed(&s, &tenant).await, if sqlite { 0 } else { 8 });
+
+    // A head moved without telling the writer: a row sealed by hand, as another process would.
+    audit::insert(store.writer(), &audit_row(&tenant, "test.behind", 0))
+        .await
+        .unwrap();
+    let head = audit::chain(store.reader(), &tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    let row = audit::unsealed(store.reader(), &tenant, 1).await.unwrap();
+    let (seq, prev) = (head.head_seq + 1, head.head_hash);
+    let hash = chain::link_hash(digester, &tenant, seq, &prev, row[0].content());
+    let mut tx = store.begin().await.unwrap();
+    let seal = audit::Seal {
+        id: row[0].id,
+        seq,
+        prev,
+        hash: hash.clone(),
+    };
+    audit::seal_rows(&mut tx, &[seal]).await.unwrap();
+    audit::set_head(&mut *tx, &tenant, seq, &hash)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(revoke_all(&s, &tenant, &["d".to_owned()]).await, 1);
+    assert_eq!(
+        unsealed(&s, &tenant).await,
+        if sqlite { 1 } else { 9 },
+        "a row written against a stale head waits for the sealing task"
+    );
+    assert_eq!(revoke_all(&s, &tenant, &jtis("e", 8)).await, 8);
+    assert_eq!(
+        unsealed(&s, &tenant).await,
+        if sqlite { 1 } else { 17 },
+        "the writer read the head again"
+    );
+
+    chain::seal(store, digester, &tenant).await.unwrap();
+    let verified = chain::verify_stored(store, digester, &tenant)
+        .await
+        .unwrap()
+        .expect("the chain is whole");
+    let all = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event LIKE $2";
+    assert_eq!(verified.rows as i64, count(&s, all, &tenant, "%").await);
+    assert_eq!(count(&s, all, &tenant, "test.revoked").await, 33);
+}
+
 both_databases!(
     a_failing_chain_rolls_its_batch_back_and_the_rest_apply_alone,
+    chained_audit_rows_are_sealed_as_written_and_the_chain_holds,
     a_failing_write_leaves_nothing_and_fails_alone,
     a_refused_audit_row_fails_alone,
     chained_writes_in_one_batch_each_get_their_own_outcome

@@ -2,7 +2,9 @@
 //! (so audited writes of one tenant never queue on a shared row); the sealing task then gives
 //! each tenant's new rows, in insertion order, the next sequence number, the previous row's hash
 //! and their own: a keyed digest (the instance digest key) over the tenant, the sequence, the
-//! previous hash and every column. Altering, inserting or removing a sealed row breaks the chain.
+//! previous hash and every column. On SQLite the group-commit writer seals its chains' rows as
+//! it writes them (`store::chain_heads`), so chain order may differ from insertion order.
+//! Altering, inserting or removing a sealed row breaks the chain.
 
 use std::fmt;
 
@@ -12,7 +14,7 @@ use crate::{
     crypto::{SecretDigester, SecretKind},
     store::{
         self, Store, StoreResult,
-        audit::{self, StoredAudit},
+        audit::{self, Content, StoredAudit},
     },
 };
 
@@ -32,7 +34,7 @@ pub fn link_hash(
     tenant: &str,
     seq: i64,
     prev: &str,
-    row: &StoredAudit,
+    row: Content<'_>,
 ) -> String {
     // A JSON array keeps field boundaries unambiguous.
     let content = json!([
@@ -82,7 +84,7 @@ pub async fn seal_at_most(
         let mut seals = Vec::with_capacity(rows.len());
         for row in &rows {
             seq += 1;
-            let hash = link_hash(digester, tenant, seq, &prev, row);
+            let hash = link_hash(digester, tenant, seq, &prev, row.content());
             let prev_hash = std::mem::replace(&mut prev, hash.clone());
             seals.push(audit::Seal {
                 id: row.id,
@@ -93,6 +95,9 @@ pub async fn seal_at_most(
         }
         audit::seal_rows(&mut tx, &seals).await?;
         audit::set_head(&mut *tx, tenant, seq, &prev).await?;
+        // The writer, which seals rows as it writes them on SQLite, reads the head again
+        // after this: it cannot run a batch while this transaction holds SQLite's writer.
+        store.forget_chain_head(tenant);
         store::commit(tx).await?;
         sealed += rows.len() as u64;
         if (rows.len() as i64) < SEAL_BATCH {
@@ -197,7 +202,7 @@ impl<'a> Verifier<'a> {
             return Err(Break::Unsealed { id: row.id });
         };
         if !crate::crypto::ct_eq(
-            link_hash(self.digester, self.tenant, seq, prev, row).as_bytes(),
+            link_hash(self.digester, self.tenant, seq, prev, row.content()).as_bytes(),
             hash.as_bytes(),
         ) {
             return Err(Break::Altered { seq });
@@ -292,7 +297,7 @@ mod tests {
             .map(|(i, event)| {
                 let seq = i as i64 + 1;
                 let mut r = row(seq, event);
-                let hash = link_hash(d, "t1", seq, &prev, &r);
+                let hash = link_hash(d, "t1", seq, &prev, r.content());
                 (r.chain_seq, r.chain_prev, r.chain_hash) =
                     (Some(seq), Some(prev.clone()), Some(hash.clone()));
                 prev = hash;
@@ -337,7 +342,7 @@ mod tests {
         let mut forged = rows.clone();
         forged[1].event = "z".to_owned();
         let other = SecretDigester::new([8; 32]);
-        forged[1].chain_hash = Some(link_hash(&other, "t1", 2, GENESIS, &forged[1]));
+        forged[1].chain_hash = Some(link_hash(&other, "t1", 2, GENESIS, forged[1].content()));
         assert_eq!(check(&d, &forged, true), Err(Break::Altered { seq: 2 }));
 
         // Another tenant's chain does not verify as this one.

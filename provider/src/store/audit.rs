@@ -38,6 +38,76 @@ pub fn bind<'q>(
         .bind(row.details.as_str())
 }
 
+impl AuditRow {
+    /// What the row's chain hash covers besides its tenant and place.
+    pub fn content(&self) -> Content<'_> {
+        Content {
+            occurred_at_ms: self.occurred_at_ms,
+            event: &self.event,
+            client_id: self.client_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            ip: self.ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            details: &self.details,
+        }
+    }
+}
+
+/// The columns of a row that its chain hash covers, borrowed from a row about to be written
+/// (`AuditRow`) or read back (`StoredAudit`).
+#[derive(Clone, Copy, Debug)]
+pub struct Content<'a> {
+    pub occurred_at_ms: i64,
+    pub event: &'a str,
+    pub client_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub details: &'a str,
+}
+
+const INSERT_COLUMNS: &str = "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, \
+                              client_id, user_id, ip, user_agent, request_id, details";
+
+/// The last statement of a SQLite chain (`group_commit::Chain`): inserts the row whose nine
+/// columns are parameters `$first`… if the statement before it changed a row.
+pub fn guarded_insert_sql(first: usize) -> String {
+    format!(
+        "{INSERT_COLUMNS}) SELECT {} WHERE changes() = 1",
+        numbered(first, 9)
+    )
+}
+
+/// The same insert, sealed as it is written (`Chain::sealed_sql`): parameters `$seal`,
+/// `$seal + 1` and `$seal + 2` are the row's sequence, the previous hash and its own hash,
+/// reckoned by the writer from the tenant's chain head as it last knew it. The row takes them
+/// only if the head is still exactly there, and then becomes the head; otherwise it is written
+/// unsealed, for the sealing task. So a row sealed as written always extends the chain as it
+/// stands, whatever the writer believed.
+pub fn sealed_insert_sql(first: usize, seal: usize) -> String {
+    let (tenant, seq, prev, hash) = (first, seal, seal + 1, seal + 2);
+    let at_head =
+        format!("tenant_id = ${tenant} AND head_seq = ${seq} - 1 AND head_hash = ${prev}");
+    format!(
+        "{INSERT_COLUMNS}, chain_seq, chain_prev, chain_hash) SELECT {}, \
+         CASE WHEN linked THEN ${seq} END, CASE WHEN linked THEN ${prev} END, \
+         CASE WHEN linked THEN ${hash} END \
+         FROM (SELECT EXISTS (SELECT 1 FROM audit_chains WHERE {at_head}) AS linked) \
+         WHERE changes() = 1; \
+         UPDATE audit_chains SET head_seq = ${seq}, head_hash = ${hash} \
+         WHERE {at_head} AND changes() = 1",
+        numbered(first, 9)
+    )
+}
+
+/// `$first, …` : `count` numbered parameters.
+fn numbered(first: usize, count: usize) -> String {
+    let params: Vec<String> = (first..first + count).map(|n| format!("${n}")).collect();
+    params.join(", ")
+}
+
 pub async fn insert<'e>(db: impl Executor<'e, Database = Any>, row: &AuditRow) -> StoreResult<()> {
     let query = sqlx::query(
         "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
@@ -83,8 +153,7 @@ fn power_of_two_runs<T>(items: &[T], most: usize) -> impl Iterator<Item = &[T]> 
 /// The insert of `rows` rows, with `?` or numbered parameters.
 fn insert_sql(rows: usize, anonymous: bool) -> String {
     format!(
-        "INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
-         user_agent, request_id, details) VALUES {}",
+        "{INSERT_COLUMNS}) VALUES {}",
         values_list(rows, 9, anonymous)
     )
 }
@@ -123,6 +192,22 @@ pub struct StoredAudit {
     pub chain_seq: Option<i64>,
     pub chain_prev: Option<String>,
     pub chain_hash: Option<String>,
+}
+
+impl StoredAudit {
+    /// What the row's chain hash covers besides its tenant and place.
+    pub fn content(&self) -> Content<'_> {
+        Content {
+            occurred_at_ms: self.occurred_at_ms,
+            event: &self.event,
+            client_id: self.client_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            ip: self.ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            details: &self.details,
+        }
+    }
 }
 
 const COLUMNS: &str = "id, occurred_at_ms, event, client_id, user_id, ip, user_agent, \

@@ -6,6 +6,7 @@
 //! ride in) go in with one multi-row insert, and writes that have a SQLite chain (`Chain`) go to
 //! the connection's thread with the like writes of their batch in one request: sqlx runs each
 //! SQLite connection on a thread of its own, and a request to it costs more than the statements.
+//! A chain's audit row is sealed as it is written (`chain_heads`).
 //! PostgreSQL groups concurrent commits itself, so there each write runs in its own transaction
 //! on the pool (a write with a one-statement form, `Chain::postgres_sql`, as that statement: a
 //! transaction by itself, one round trip); only lone audit rows share a batch's transaction
@@ -14,6 +15,7 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -24,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     StoreError, StoreResult,
     audit::{self, AuditRow},
+    chain_heads::{ChainHeads, Link},
 };
 
 /// Most writes that share one transaction.
@@ -71,6 +74,17 @@ pub trait Chain: Send + Sync {
     fn postgres_sql(&self) -> Option<&'static str> {
         None
     }
+    /// The same chain with its audit row (`audit_row`) sealed as it is written: its last
+    /// statements are `audit::sealed_insert_sql` with the seal's three parameters after the
+    /// chain's own. A SQLite batch sends this form once the store has a key to seal with
+    /// (`Store::seal_audit_as_written`).
+    fn sealed_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// The audit row the chain writes when it applies.
+    fn audit_row(&self) -> Option<&AuditRow> {
+        None
+    }
     /// Binds `$1`…`$n`, in order, as the query's next parameters.
     fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q>;
     /// The outcome, from the rows each statement changed.
@@ -113,8 +127,19 @@ trait Job: Send {
     fn audit_row(&self) -> Option<&AuditRow> {
         None
     }
-    /// The write's SQLite chain text, when it has one (`Write::chain`).
+    /// The write's SQLite chain text, when it has one (`Write::chain`): its sealed form once
+    /// it has a seal.
     fn chain_sql(&self) -> Option<&'static str> {
+        None
+    }
+    /// The audit row of a chain that can seal it as written.
+    fn audit_to_seal(&self) -> Option<&AuditRow> {
+        None
+    }
+    /// Gives the chain's audit row its place in the tenant's chain.
+    fn seal(&mut self, _link: Link) {}
+    /// The seal the chain's audit row took when the batch ran, if it took one.
+    fn sealed(&self) -> Option<&Link> {
         None
     }
     /// Whether the write is one statement on PostgreSQL (`Chain::postgres_sql`).
@@ -133,6 +158,9 @@ struct Pending<W: Write> {
     write: W,
     outcome: Option<StoreResult<W::Output>>,
     done: oneshot::Sender<StoreResult<W::Output>>,
+    /// The audit row's place in its chain, and whether the row took it.
+    seal: Option<Link>,
+    sealed: bool,
 }
 
 impl<W: Write> Job for Pending<W> {
@@ -146,7 +174,24 @@ impl<W: Write> Job for Pending<W> {
     }
 
     fn chain_sql(&self) -> Option<&'static str> {
-        self.write.chain().map(|chain| chain.sql())
+        let chain = self.write.chain()?;
+        match self.seal {
+            Some(_) => chain.sealed_sql(),
+            None => Some(chain.sql()),
+        }
+    }
+
+    fn audit_to_seal(&self) -> Option<&AuditRow> {
+        let chain = self.write.chain()?;
+        chain.sealed_sql().and(chain.audit_row())
+    }
+
+    fn seal(&mut self, link: Link) {
+        self.seal = Some(link);
+    }
+
+    fn sealed(&self) -> Option<&Link> {
+        self.seal.as_ref().filter(|_| self.sealed)
     }
 
     fn one_statement_on_postgres(&self) -> bool {
@@ -156,8 +201,12 @@ impl<W: Write> Job for Pending<W> {
     }
 
     fn bind_chain<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
-        match self.write.chain() {
-            Some(chain) => chain.bind(query),
+        let Some(chain) = self.write.chain() else {
+            return query;
+        };
+        let query = chain.bind(query);
+        match &self.seal {
+            Some(seal) => query.bind(seal.seq).bind(&seal.prev).bind(&seal.hash),
             None => query,
         }
     }
@@ -165,6 +214,9 @@ impl<W: Write> Job for Pending<W> {
     fn chained(&mut self, changes: &[u64]) {
         if let Some(chain) = self.write.chain() {
             self.outcome = Some(Ok(chain.output(changes)));
+            // The sealed form's last statement moves the chain's head: it changed a row only
+            // when the audit row took its seal.
+            self.sealed = self.seal.is_some() && changes.last() == Some(&1);
         }
     }
 
@@ -214,6 +266,8 @@ pub struct Writer {
     batches: mpsc::Sender<Box<dyn Job>>,
     /// Whether writes go to the batching task too, or only lone audit rows.
     writes_batched: bool,
+    /// What the batching task seals audit rows against (SQLite chains only).
+    heads: Arc<ChainHeads>,
 }
 
 impl Writer {
@@ -221,12 +275,19 @@ impl Writer {
     /// coming (it ends when the last `Writer` is dropped).
     pub fn batching(pool: AnyPool) -> Self {
         let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_batches(pool.clone(), jobs));
+        let heads = Arc::new(ChainHeads::default());
+        tokio::spawn(write_batches(pool.clone(), jobs, heads.clone()));
         Self {
             pool,
             batches: queue,
             writes_batched: true,
+            heads,
         }
+    }
+
+    /// The chain heads a SQLite batch seals its chains' audit rows against.
+    pub fn chain_heads(&self) -> &ChainHeads {
+        &self.heads
     }
 
     /// Each write in its own transaction, where the server groups concurrent commits itself
@@ -246,6 +307,8 @@ impl Writer {
             write,
             outcome: None,
             done,
+            seal: None,
+            sealed: false,
         };
         self.committed(Box::new(job), outcome, self.writes_batched)
             .await
@@ -291,7 +354,11 @@ fn stopped() -> StoreError {
     StoreError::Corrupt("the database writer has stopped".into())
 }
 
-async fn write_batches(pool: AnyPool, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
+async fn write_batches(
+    pool: AnyPool,
+    mut jobs: mpsc::Receiver<Box<dyn Job>>,
+    heads: Arc<ChainHeads>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut joined = JoinedChains::default();
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -311,7 +378,7 @@ async fn write_batches(pool: AnyPool, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
         // changes, sign-in) queue for the same connection.
         let held = Instant::now();
         loop {
-            write_batch(&mut conn, &mut batch, &mut joined).await;
+            write_batch(&mut conn, &mut batch, &mut joined, &heads).await;
             if held.elapsed() >= HOLD {
                 break;
             }
@@ -327,13 +394,17 @@ async fn write_batches(pool: AnyPool, mut jobs: mpsc::Receiver<Box<dyn Job>>) {
     }
 }
 
-/// Writes a batch in one transaction; when that fails, each write on its own.
+/// Writes a batch in one transaction; when that fails, each write on its own. A chain goes
+/// the batch's way even alone: its request carries `BEGIN` and `COMMIT`, and its audit row is
+/// sealed.
 async fn write_batch(
     conn: &mut AnyConnection,
     batch: &mut Vec<Box<dyn Job>>,
     joined: &mut JoinedChains,
+    heads: &ChainHeads,
 ) {
-    if batch.len() > 1 && together(conn, batch, joined).await.is_ok() {
+    let shared = batch.len() > 1 || batch.iter().any(|job| job.chain_sql().is_some());
+    if shared && together(conn, batch, joined, heads).await.is_ok() {
         for job in batch.drain(..) {
             job.finish(Ok(()));
         }
@@ -349,9 +420,10 @@ async fn together(
     conn: &mut AnyConnection,
     batch: &mut [Box<dyn Job>],
     joined: &mut JoinedChains,
+    heads: &ChainHeads,
 ) -> StoreResult<()> {
     if super::is_sqlite(conn) && batch.iter().any(|job| job.chain_sql().is_some()) {
-        return chained_together(conn, batch, joined).await;
+        return chained_together(conn, batch, joined, heads).await;
     }
     let mut tx = conn.begin().await?;
     let rows: Vec<_> = batch.iter().filter_map(|job| job.audit_row()).collect();
@@ -370,18 +442,37 @@ async fn together(
 /// `BEGIN` rides in the first request and its `COMMIT` in the last when only chains follow:
 /// under load each request's answer waits for a busy runtime to pick it up, and a separate
 /// `BEGIN` and `COMMIT` cost a batch of fourteen rotations as much as a third of its time.
+/// The chains' audit rows are sealed as they are written (`chain_heads`).
 async fn chained_together(
     conn: &mut AnyConnection,
     batch: &mut [Box<dyn Job>],
     joined: &mut JoinedChains,
+    heads: &ChainHeads,
 ) -> StoreResult<()> {
     // Writes of one batch were concurrent, so their order among themselves is the caller's
     // anyway.
     batch.sort_by_key(|job| (job.chain_sql().is_none(), job.chain_sql()));
     let chained = batch.iter().filter(|job| job.chain_sql().is_some()).count();
     let (chains, others) = batch.split_at_mut(chained);
+    // Sealing changes every chain of a kind to its sealed form alike, so the order stays the
+    // one just sorted, and the links follow it.
+    let links = {
+        let rows: Vec<&AuditRow> = chains
+            .iter()
+            .filter_map(|job| job.audit_to_seal())
+            .collect();
+        heads.plan(conn, &rows).await
+    };
+    if let Some(links) = links {
+        let sealable = chains
+            .iter_mut()
+            .filter(|job| job.audit_to_seal().is_some());
+        for (job, link) in sealable.zip(links) {
+            job.seal(link);
+        }
+    }
     let written = async {
-        let mut rest = chains;
+        let mut rest = &mut *chains;
         let mut begin = true;
         while let Some(sql) = rest.first().and_then(|job| job.chain_sql()) {
             let like = rest
@@ -415,9 +506,18 @@ async fn chained_together(
     .await;
     if written.is_err() {
         // Undoes whatever ran; when no transaction is open (BEGIN or COMMIT failed in a way
-        // that closed it) this fails, harmlessly.
+        // that closed it) this fails, harmlessly. The heads are read again: the batch's seals
+        // are undone, and whatever failed it may have been a head the writer got wrong.
         let _ = conn.execute("ROLLBACK").await;
+        for row in chains.iter().filter_map(|job| job.audit_to_seal()) {
+            heads.forget(&row.tenant_id);
+        }
+        return written;
     }
+    heads.record(chains.iter().filter_map(|job| {
+        let row = job.audit_to_seal()?;
+        Some((row.tenant_id.as_str(), job.sealed()))
+    }));
     written
 }
 

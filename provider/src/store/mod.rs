@@ -7,6 +7,7 @@
 //! reads run beside them.
 
 pub mod audit;
+pub mod chain_heads;
 pub mod client_assertions;
 pub mod clients;
 pub mod consents;
@@ -196,6 +197,19 @@ impl Store {
     /// insert) with concurrent requests' writes; returns once it is committed.
     pub async fn append_audit(&self, row: audit::AuditRow) -> StoreResult<()> {
         self.writes.append_audit(row).await
+    }
+
+    /// Seals the audit rows of the token endpoint's writes as they are written, with
+    /// `digester` (SQLite: see `chain_heads`); other rows, and every row on PostgreSQL, are
+    /// sealed by the sealing task.
+    pub fn seal_audit_as_written(&self, digester: std::sync::Arc<crate::crypto::SecretDigester>) {
+        self.writes.chain_heads().seal_with(digester);
+    }
+
+    /// Tells the writer that something else moves the tenant's chain head (the sealing task,
+    /// inside its transaction).
+    pub fn forget_chain_head(&self, tenant: &str) {
+        self.writes.chain_heads().forget(tenant);
     }
 
     /// The pool for a single write that needs no transaction.

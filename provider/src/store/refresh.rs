@@ -1,6 +1,8 @@
 //! Refresh token families and their tokens. Rotation is one conditional update, so of any
 //! number of concurrent uses of one token exactly one rotates it.
 
+use std::sync::LazyLock;
+
 use futures_util::future::BoxFuture;
 use shared::TenantId;
 use sqlx::{Any, AnyConnection, Executor, FromRow};
@@ -282,17 +284,25 @@ pub struct Rotation {
 
 /// A rotation on SQLite as one request to the connection's thread (each statement a round
 /// trip to it costs more than the statement): each insert runs only if the statement before it
-/// changed a row, so a lost race writes nothing.
+/// changed a row, so a lost race writes nothing. The audit row (`$11`…`$19`) comes last.
 const ROTATE_ON_SQLITE: &str = "\
     UPDATE refresh_tokens SET rotated_at = $3, successor_digest = $5 \
         WHERE tenant_id = $1 AND token_digest = $2 AND rotated_at IS NULL; \
     INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, generation, created_at, \
         expires_at, issued_response) SELECT $1, $5, $6, $7, $3, $8, $4 WHERE changes() = 1; \
     INSERT INTO family_access_tokens (tenant_id, family_id, jti, expires_at) \
-        SELECT $1, $6, $9, $10 WHERE changes() = 1; \
-    INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
-        user_agent, request_id, details) \
-        SELECT $11, $12, $13, $14, $15, $16, $17, $18, $19 WHERE changes() = 1";
+        SELECT $1, $6, $9, $10 WHERE changes() = 1;";
+const AUDIT_ROW: usize = 11;
+const PARAMETERS: usize = 19;
+static ROTATE: LazyLock<String> =
+    LazyLock::new(|| [ROTATE_ON_SQLITE, &audit::guarded_insert_sql(AUDIT_ROW)].concat());
+static ROTATE_SEALED: LazyLock<String> = LazyLock::new(|| {
+    [
+        ROTATE_ON_SQLITE,
+        &audit::sealed_insert_sql(AUDIT_ROW, PARAMETERS + 1),
+    ]
+    .concat()
+});
 
 /// A rotation on PostgreSQL as one statement (see `Chain::postgres_sql`): each insert takes its
 /// row from `rotated`, so a lost race writes nothing. The same parameters as on SQLite.
@@ -312,7 +322,15 @@ impl Chain for Rotation {
     type Output = bool;
 
     fn sql(&self) -> &'static str {
-        ROTATE_ON_SQLITE
+        &ROTATE
+    }
+
+    fn sealed_sql(&self) -> Option<&'static str> {
+        Some(&ROTATE_SEALED)
+    }
+
+    fn audit_row(&self) -> Option<&AuditRow> {
+        Some(&self.audit)
     }
 
     fn postgres_sql(&self) -> Option<&'static str> {

@@ -384,10 +384,11 @@ const START_FAMILY_ON_SQLITE: &str = "\
         SELECT $1, $15, $4, $5 WHERE changes() = 1; \
     INSERT INTO refresh_tokens (tenant_id, token_digest, family_id, generation, created_at, \
         expires_at) SELECT $1, $24, $15, 0, $26, $25 WHERE changes() = 1;";
-const AUDIT_ON_SQLITE: &str = "\
-    INSERT INTO audit_events (tenant_id, occurred_at_ms, event, client_id, user_id, ip, \
-        user_agent, request_id, details) \
-        SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14 WHERE changes() = 1";
+/// The audit row's nine parameters start here; the family's follow them.
+const AUDIT_ROW: usize = 6;
+/// The parameters of a redemption without a family and with one.
+const PARAMETERS: usize = 14;
+const PARAMETERS_STARTING_FAMILY: usize = 26;
 
 /// A redemption on PostgreSQL as one statement (see `Chain::postgres_sql`): every insert takes
 /// its row from `redeemed`, so a code redeemed meanwhile writes nothing. The same parameters as
@@ -409,10 +410,33 @@ const AUDIT_ON_POSTGRES: &str = " \
         user_agent, request_id, details) \
         SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM redeemed";
 
-/// The redemption chains, with and without a family.
-static REDEEM: LazyLock<String> = LazyLock::new(|| [REDEEM_ON_SQLITE, AUDIT_ON_SQLITE].concat());
-static REDEEM_STARTING_FAMILY: LazyLock<String> =
-    LazyLock::new(|| [REDEEM_ON_SQLITE, START_FAMILY_ON_SQLITE, AUDIT_ON_SQLITE].concat());
+/// The redemption chains, with and without a family, with the audit row sealed as written
+/// (`Chain::sealed_sql`) or not.
+static REDEEM: LazyLock<String> =
+    LazyLock::new(|| [REDEEM_ON_SQLITE, &audit::guarded_insert_sql(AUDIT_ROW)].concat());
+static REDEEM_STARTING_FAMILY: LazyLock<String> = LazyLock::new(|| {
+    [
+        REDEEM_ON_SQLITE,
+        START_FAMILY_ON_SQLITE,
+        &audit::guarded_insert_sql(AUDIT_ROW),
+    ]
+    .concat()
+});
+static REDEEM_SEALED: LazyLock<String> = LazyLock::new(|| {
+    [
+        REDEEM_ON_SQLITE,
+        &audit::sealed_insert_sql(AUDIT_ROW, PARAMETERS + 1),
+    ]
+    .concat()
+});
+static REDEEM_STARTING_FAMILY_SEALED: LazyLock<String> = LazyLock::new(|| {
+    [
+        REDEEM_ON_SQLITE,
+        START_FAMILY_ON_SQLITE,
+        &audit::sealed_insert_sql(AUDIT_ROW, PARAMETERS_STARTING_FAMILY + 1),
+    ]
+    .concat()
+});
 /// The redemption statements on PostgreSQL, with and without a family.
 static REDEEM_STATEMENT: LazyLock<String> =
     LazyLock::new(|| [REDEEM_ON_POSTGRES, AUDIT_ON_POSTGRES].concat());
@@ -434,6 +458,18 @@ impl Chain for Redemption {
         } else {
             &REDEEM
         }
+    }
+
+    fn sealed_sql(&self) -> Option<&'static str> {
+        Some(if self.family.is_some() {
+            &REDEEM_STARTING_FAMILY_SEALED
+        } else {
+            &REDEEM_SEALED
+        })
+    }
+
+    fn audit_row(&self) -> Option<&AuditRow> {
+        Some(&self.audit)
     }
 
     fn postgres_sql(&self) -> Option<&'static str> {

@@ -1,0 +1,133 @@
+//! Sealing audit rows as they are written, on SQLite. The sealing task (`audit::chain`) gives
+//! rows their place in their tenant's hash chain after the fact: each row written twice, once
+//! by its request and once by a sealing transaction with a durable commit of its own, both on
+//! SQLite's one writer. A batch of the group-commit writer already holds that writer, so it
+//! seals the audit rows of its chains as it writes them instead, against the heads it keeps
+//! here. The heads are only the writer's belief: each sealed insert takes its seal only if the
+//! chain's head in the database is exactly the one it was reckoned from
+//! (`audit::sealed_insert_sql`), and is written unsealed, for the sealing task, otherwise.
+//! A head the writer got wrong costs a batch of unsealed rows, never a broken chain.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use sqlx::AnyConnection;
+
+use super::{
+    StoreError, StoreResult,
+    audit::{self, AuditRow},
+};
+use crate::{audit::chain, crypto::SecretDigester};
+
+/// A row's place in its tenant's chain: its sequence, the previous row's hash and its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub seq: i64,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The chain heads as the writer last left them, and the key that seals (none: rows are left
+/// to the sealing task).
+#[derive(Debug, Default)]
+pub struct ChainHeads {
+    digester: OnceLock<Arc<SecretDigester>>,
+    heads: Mutex<HashMap<String, (i64, String)>>,
+}
+
+impl ChainHeads {
+    /// Seals from now on with `digester` (the instance digest key, known once the store is open).
+    pub fn seal_with(&self, digester: Arc<SecretDigester>) {
+        let _ = self.digester.set(digester);
+    }
+
+    /// Drops the tenant's head, for whoever moves it other than the writer: the next batch
+    /// reads it again.
+    pub fn forget(&self, tenant: &str) {
+        self.lock().remove(tenant);
+    }
+
+    /// The links of `rows`, in the order they will be written, or none when sealing is off or
+    /// a head could not be read. Heads not known yet are read on `conn`, the writer's
+    /// connection, before the batch begins (a chain is created for a tenant that has none).
+    pub(super) async fn plan(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &[&AuditRow],
+    ) -> Option<Vec<Link>> {
+        let digester = self.digester.get()?;
+        let mut heads: HashMap<&str, (i64, String)> = HashMap::new();
+        for row in rows {
+            let tenant = row.tenant_id.as_str();
+            if heads.contains_key(tenant) {
+                continue;
+            }
+            let known = self.lock().get(tenant).cloned();
+            let head = match known {
+                Some(head) => head,
+                None => match read_head(conn, tenant).await {
+                    Ok(head) => head,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "a chain head could not be read");
+                        return None;
+                    }
+                },
+            };
+            heads.insert(tenant, head);
+        }
+        rows.iter()
+            .map(|row| {
+                let (seq, prev) = heads.get_mut(row.tenant_id.as_str())?;
+                *seq += 1;
+                let hash = chain::link_hash(digester, &row.tenant_id, *seq, prev, row.content());
+                let prev = std::mem::replace(prev, hash.clone());
+                Some(Link {
+                    seq: *seq,
+                    prev,
+                    hash,
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps, once a batch has committed, each tenant's last seal its rows took, in the order
+    /// they were written; a tenant none of whose rows took theirs had a head other than the one
+    /// believed, and is read again next time.
+    pub(super) fn record<'a>(&self, written: impl Iterator<Item = (&'a str, Option<&'a Link>)>) {
+        let mut last: HashMap<&str, Option<&Link>> = HashMap::new();
+        for (tenant, taken) in written {
+            let entry = last.entry(tenant).or_default();
+            if taken.is_some() {
+                *entry = taken;
+            }
+        }
+        let mut heads = self.lock();
+        for (tenant, taken) in last {
+            match taken {
+                Some(seal) => heads.insert(tenant.to_owned(), (seal.seq, seal.hash.clone())),
+                None => heads.remove(tenant),
+            };
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, String)>> {
+        // The map holds no invariant a panicking holder could break halfway.
+        self.heads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The tenant's head as the database has it, its chain created first if it has none.
+async fn read_head(conn: &mut AnyConnection, tenant: &str) -> StoreResult<(i64, String)> {
+    if let Some(head) = audit::chain(&mut *conn, tenant).await? {
+        return Ok((head.head_seq, head.head_hash));
+    }
+    audit::ensure_chain(&mut *conn, tenant, chain::GENESIS).await?;
+    let head = audit::chain(&mut *conn, tenant)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a chain just created is missing".into()))?;
+    Ok((head.head_seq, head.head_hash))
+}
