@@ -361,6 +361,25 @@ async fn chained_audit_rows_are_sealed_as_written_and_the_chain_holds(s: TestSer
 
     assert_eq!(revoke_all(&s, &tenant, &jtis("a", 8)).await, 8);
     assert_eq!(unsealed(&s, &tenant).await, if sqlite { 0 } else { 8 });
+    // Lone audit rows too, of two tenants at once.
+    let other = s.create_tenant().await.id;
+    chain::seal(store, digester, &other).await.unwrap();
+    let lone: Vec<_> = (0..24)
+        .map(|n| {
+            let tenant = if n % 3 == 0 { &other } else { &tenant };
+            let (store, row) = (s.state.store.clone(), audit_row(tenant, "test.lone", n));
+            tokio::spawn(async move { store.append_audit(row).await })
+        })
+        .collect();
+    for task in lone {
+        task.await.unwrap().expect("a lone audit row is written");
+    }
+    assert_eq!(unsealed(&s, &tenant).await, if sqlite { 0 } else { 24 });
+    assert_eq!(unsealed(&s, &other).await, if sqlite { 0 } else { 8 });
+    let whole = chain::verify_stored(store, digester, &other).await.unwrap();
+    let all = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event LIKE $2";
+    let sealed = count(&s, all, &other, "%").await - unsealed(&s, &other).await;
+    assert_eq!(whole.expect("the other chain is whole").rows as i64, sealed);
 
     // Four writes per token id: one of each applies, and a row written after one that did
     // not may wait for the sealing task.
@@ -417,7 +436,6 @@ async fn chained_audit_rows_are_sealed_as_written_and_the_chain_holds(s: TestSer
         .await
         .unwrap()
         .expect("the chain is whole");
-    let all = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event LIKE $2";
     assert_eq!(verified.rows as i64, count(&s, all, &tenant, "%").await);
     assert_eq!(count(&s, all, &tenant, "test.revoked").await, 33);
 }

@@ -3,7 +3,7 @@
 
 use sqlx::{Any, Executor, any::AnyArguments, query::Query};
 
-use super::StoreResult;
+use super::{StoreResult, chain_heads::Link};
 
 /// One audit row as written. `tenant_id` is a plain string because failures are recorded even
 /// for tenant ids that do not exist. It owns its text, so it can cross into the writing task
@@ -134,6 +134,62 @@ pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[&AuditRow]) -> 
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Inserts lone rows sealed as they are written (SQLite; see `sealed_insert_sql`): `rows`
+/// grouped by tenant, each with its link in `links`. Each run of one tenant's rows takes its
+/// links only if the tenant's head is still the one its first link was reckoned from, and then
+/// moves the head to its last; otherwise the run is written unsealed. Returns, row by row,
+/// whether it took its link.
+pub async fn insert_many_sealed(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[&AuditRow],
+    links: &[Link],
+) -> StoreResult<Vec<bool>> {
+    let linked: Vec<(&AuditRow, &Link)> = rows.iter().copied().zip(links).collect();
+    let mut took = Vec::with_capacity(linked.len());
+    for tenant_rows in linked.chunk_by(|a, b| a.0.tenant_id == b.0.tenant_id) {
+        for run in power_of_two_runs(tenant_rows, MOST_ROWS_PER_INSERT) {
+            let (first, last) = (run[0].1, run[run.len() - 1].1);
+            let tenant = run[0].0.tenant_id.as_str();
+            let sql = sealed_insert_many_sql(run.len());
+            let query = run.iter().fold(sqlx::query(&sql), |query, (row, link)| {
+                bind(query, row)
+                    .bind(link.seq)
+                    .bind(&link.prev)
+                    .bind(&link.hash)
+            });
+            let query = query
+                .bind(tenant)
+                .bind(first.seq - 1)
+                .bind(&first.prev)
+                .bind(last.seq)
+                .bind(&last.hash)
+                .bind(tenant)
+                .bind(first.seq - 1)
+                .bind(&first.prev);
+            let changes = super::group_commit::changes(conn, query).await?;
+            let moved = changes.last() == Some(&1);
+            took.extend(std::iter::repeat_n(moved, run.len()));
+        }
+    }
+    Ok(took)
+}
+
+/// The sealed insert of `rows` rows of one tenant with `?` parameters: each row's nine columns
+/// and its link, then the head the first link follows; and the head's move to the last link.
+fn sealed_insert_many_sql(rows: usize) -> String {
+    let at_head = "tenant_id = ? AND head_seq = ? AND head_hash = ?";
+    format!(
+        "{INSERT_COLUMNS}, chain_seq, chain_prev, chain_hash) SELECT v.column1, v.column2, \
+         v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, \
+         CASE WHEN h.linked THEN v.column10 END, CASE WHEN h.linked THEN v.column11 END, \
+         CASE WHEN h.linked THEN v.column12 END \
+         FROM (VALUES {}) AS v, \
+         (SELECT EXISTS (SELECT 1 FROM audit_chains WHERE {at_head}) AS linked) AS h; \
+         UPDATE audit_chains SET head_seq = ?, head_hash = ? WHERE {at_head}",
+        values_list(rows, 12, true)
+    )
 }
 
 /// `items` cut into runs of at most `most` whose lengths are powers of two, longest first, so

@@ -6,7 +6,7 @@
 //! ride in) go in with one multi-row insert, and writes that have a SQLite chain (`Chain`) go to
 //! the connection's thread with the like writes of their batch in one request: sqlx runs each
 //! SQLite connection on a thread of its own, and a request to it costs more than the statements.
-//! A chain's audit row is sealed as it is written (`chain_heads`).
+//! Audit rows are sealed as they are written (`chain_heads`).
 //! PostgreSQL groups concurrent commits itself, so there each write runs in its own transaction
 //! on the pool (a write with a one-statement form, `Chain::postgres_sql`, as that statement: a
 //! transaction by itself, one round trip); only lone audit rows share a batch's transaction
@@ -110,7 +110,10 @@ pub async fn run_chain<C: Chain + ?Sized>(
 }
 
 /// The rows each statement of a multi-statement query changed, in order.
-async fn changes(conn: &mut AnyConnection, query: AnyQuery<'_>) -> StoreResult<Vec<u64>> {
+pub(super) async fn changes(
+    conn: &mut AnyConnection,
+    query: AnyQuery<'_>,
+) -> StoreResult<Vec<u64>> {
     let results = conn
         .fetch_many(query)
         .try_filter_map(|step| async move { Ok(step.left().map(|done| done.rows_affected())) });
@@ -394,17 +397,16 @@ async fn write_batches(
     }
 }
 
-/// Writes a batch in one transaction; when that fails, each write on its own. A chain goes
-/// the batch's way even alone: its request carries `BEGIN` and `COMMIT`, and its audit row is
-/// sealed.
+/// Writes a batch in one transaction; when that fails, each write on its own. A write goes the
+/// batch's way even alone: a chain's request then carries `BEGIN` and `COMMIT`, and audit rows
+/// are sealed on SQLite.
 async fn write_batch(
     conn: &mut AnyConnection,
     batch: &mut Vec<Box<dyn Job>>,
     joined: &mut JoinedChains,
     heads: &ChainHeads,
 ) {
-    let shared = batch.len() > 1 || batch.iter().any(|job| job.chain_sql().is_some());
-    if shared && together(conn, batch, joined, heads).await.is_ok() {
+    if together(conn, batch, joined, heads).await.is_ok() {
         for job in batch.drain(..) {
             job.finish(Ok(()));
         }
@@ -422,7 +424,7 @@ async fn together(
     joined: &mut JoinedChains,
     heads: &ChainHeads,
 ) -> StoreResult<()> {
-    if super::is_sqlite(conn) && batch.iter().any(|job| job.chain_sql().is_some()) {
+    if super::is_sqlite(conn) {
         return chained_together(conn, batch, joined, heads).await;
     }
     let mut tx = conn.begin().await?;
@@ -438,11 +440,12 @@ async fn together(
     Ok(())
 }
 
-/// A SQLite batch with chains: like chains side by side, then the rest. The transaction's
-/// `BEGIN` rides in the first request and its `COMMIT` in the last when only chains follow:
-/// under load each request's answer waits for a busy runtime to pick it up, and a separate
-/// `BEGIN` and `COMMIT` cost a batch of fourteen rotations as much as a third of its time.
-/// The chains' audit rows are sealed as they are written (`chain_heads`).
+/// A SQLite batch: like chains side by side, then lone audit rows, then the rest. The
+/// transaction's `BEGIN` rides in the first request and its `COMMIT` in the last when only
+/// chains follow: under load each request's answer waits for a busy runtime to pick it up, and
+/// a separate `BEGIN` and `COMMIT` cost a batch of fourteen rotations as much as a third of its
+/// time. The audit rows of chains and the lone ones are sealed as they are written
+/// (`chain_heads`).
 async fn chained_together(
     conn: &mut AnyConnection,
     batch: &mut [Box<dyn Job>],
@@ -450,20 +453,24 @@ async fn chained_together(
     heads: &ChainHeads,
 ) -> StoreResult<()> {
     // Writes of one batch were concurrent, so their order among themselves is the caller's
-    // anyway.
-    batch.sort_by_key(|job| (job.chain_sql().is_none(), job.chain_sql()));
+    // anyway: like chains together, and lone rows by tenant (one sealed insert per tenant).
+    batch.sort_by(|a, b| batch_order(a.as_ref()).cmp(&batch_order(b.as_ref())));
     let chained = batch.iter().filter(|job| job.chain_sql().is_some()).count();
     let (chains, others) = batch.split_at_mut(chained);
     // Sealing changes every chain of a kind to its sealed form alike, so the order stays the
-    // one just sorted, and the links follow it.
+    // one just sorted, and the links follow it: the chains' rows, then the lone ones.
     let links = {
         let rows: Vec<&AuditRow> = chains
             .iter()
             .filter_map(|job| job.audit_to_seal())
+            .chain(others.iter().filter_map(|job| job.audit_row()))
             .collect();
         heads.plan(conn, &rows).await
     };
-    if let Some(links) = links {
+    let mut lone_links = Vec::new();
+    if let Some(mut links) = links {
+        let sealable = chains.iter().filter(|job| job.audit_to_seal().is_some());
+        lone_links = links.split_off(sealable.count());
         let sealable = chains
             .iter_mut()
             .filter(|job| job.audit_to_seal().is_some());
@@ -471,6 +478,7 @@ async fn chained_together(
             job.seal(link);
         }
     }
+    let mut lone_took = Vec::new();
     let written = async {
         let mut rest = &mut *chains;
         let mut begin = true;
@@ -492,8 +500,15 @@ async fn chained_together(
         if others.is_empty() {
             return Ok(());
         }
+        if begin {
+            conn.execute("BEGIN IMMEDIATE").await?;
+        }
         let rows: Vec<_> = others.iter().filter_map(|job| job.audit_row()).collect();
-        audit::insert_many(conn, &rows).await?;
+        if lone_links.is_empty() {
+            audit::insert_many(conn, &rows).await?;
+        } else {
+            lone_took = audit::insert_many_sealed(conn, &rows, &lone_links).await?;
+        }
         drop(rows);
         for job in others.iter_mut().filter(|job| job.audit_row().is_none()) {
             if !job.run(conn).await {
@@ -509,16 +524,29 @@ async fn chained_together(
         // that closed it) this fails, harmlessly. The heads are read again: the batch's seals
         // are undone, and whatever failed it may have been a head the writer got wrong.
         let _ = conn.execute("ROLLBACK").await;
-        for row in chains.iter().filter_map(|job| job.audit_to_seal()) {
+        let chain_rows = chains.iter().filter_map(|job| job.audit_to_seal());
+        for row in chain_rows.chain(others.iter().filter_map(|job| job.audit_row())) {
             heads.forget(&row.tenant_id);
         }
         return written;
     }
-    heads.record(chains.iter().filter_map(|job| {
+    let chain_seals = chains.iter().filter_map(|job| {
         let row = job.audit_to_seal()?;
         Some((row.tenant_id.as_str(), job.sealed()))
-    }));
+    });
+    let lone_rows = others.iter().filter_map(|job| job.audit_row());
+    let lone_seals = lone_rows
+        .zip(lone_links.iter().zip(&lone_took))
+        .map(|(row, (link, took))| (row.tenant_id.as_str(), took.then_some(link)));
+    heads.record(chain_seals.chain(lone_seals));
     written
+}
+
+/// Where a write goes in a SQLite batch: chains first, like with like; lone audit rows last,
+/// by tenant.
+fn batch_order(job: &dyn Job) -> (bool, Option<&'static str>, Option<&str>) {
+    let tenant = job.audit_row().map(|row| row.tenant_id.as_str());
+    (job.chain_sql().is_none(), job.chain_sql(), tenant)
 }
 
 /// Whether a joined request also opens the batch's transaction, and whether it commits it.

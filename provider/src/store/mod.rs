@@ -199,7 +199,7 @@ impl Store {
         self.writes.append_audit(row).await
     }
 
-    /// Seals the audit rows of the token endpoint's writes as they are written, with
+    /// Seals the audit rows written through the group commit as they are written, with
     /// `digester` (SQLite: see `chain_heads`); other rows, and every row on PostgreSQL, are
     /// sealed by the sealing task.
     pub fn seal_audit_as_written(&self, digester: std::sync::Arc<crate::crypto::SecretDigester>) {
