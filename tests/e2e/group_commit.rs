@@ -404,17 +404,15 @@ async fn chained_audit_rows_are_sealed_as_written_and_the_chain_holds(s: TestSer
         .unwrap()
         .unwrap();
     let row = audit::unsealed(store.reader(), &tenant, 1).await.unwrap();
-    let (seq, prev) = (head.head_seq + 1, head.head_hash);
-    let hash = chain::link_hash(digester, &tenant, seq, &prev, row[0].content());
+    let mut moved = (head.head_seq, head.head_hash);
+    let link = chain::next_link(digester, &tenant, &mut moved, row[0].content());
     let mut tx = store.begin().await.unwrap();
     let seal = audit::Seal {
         id: row[0].id,
-        seq,
-        prev,
-        hash: hash.clone(),
+        link,
     };
     audit::seal_rows(&mut tx, &[seal]).await.unwrap();
-    audit::set_head(&mut *tx, &tenant, seq, &hash)
+    audit::set_head(&mut *tx, &tenant, moved.0, &moved.1)
         .await
         .unwrap();
     tx.commit().await.unwrap();

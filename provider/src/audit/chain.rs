@@ -15,6 +15,7 @@ use crate::{
     store::{
         self, Store, StoreResult,
         audit::{self, Content, StoredAudit},
+        chain_heads::Link,
     },
 };
 
@@ -54,6 +55,23 @@ pub fn link_hash(
     crate::crypto::hex(&digester.digest(SecretKind::AuditChain, &content))
 }
 
+/// The link of the row that follows `head` (its sequence and hash), which then moves to it.
+pub fn next_link(
+    digester: &SecretDigester,
+    tenant: &str,
+    head: &mut (i64, String),
+    row: Content<'_>,
+) -> Link {
+    let (seq, prev) = head;
+    *seq += 1;
+    let hash = link_hash(digester, tenant, *seq, prev, row);
+    Link {
+        seq: *seq,
+        prev: std::mem::replace(prev, hash.clone()),
+        hash,
+    }
+}
+
 /// Seals the tenant's pending rows; returns how many.
 pub async fn seal(store: &Store, digester: &SecretDigester, tenant: &str) -> StoreResult<u64> {
     seal_at_most(store, digester, tenant, u64::MAX).await
@@ -80,21 +98,16 @@ pub async fn seal_at_most(
             store::commit(tx).await?;
             return Ok(sealed);
         }
-        let (mut seq, mut prev) = (head.head_seq, head.head_hash);
-        let mut seals = Vec::with_capacity(rows.len());
-        for row in &rows {
-            seq += 1;
-            let hash = link_hash(digester, tenant, seq, &prev, row.content());
-            let prev_hash = std::mem::replace(&mut prev, hash.clone());
-            seals.push(audit::Seal {
+        let mut head = (head.head_seq, head.head_hash);
+        let seals: Vec<audit::Seal> = rows
+            .iter()
+            .map(|row| audit::Seal {
                 id: row.id,
-                seq,
-                prev: prev_hash,
-                hash,
-            });
-        }
+                link: next_link(digester, tenant, &mut head, row.content()),
+            })
+            .collect();
         audit::seal_rows(&mut tx, &seals).await?;
-        audit::set_head(&mut *tx, tenant, seq, &prev).await?;
+        audit::set_head(&mut *tx, tenant, head.0, &head.1).await?;
         // The writer, which seals rows as it writes them on SQLite, reads the head again
         // after this: it cannot run a batch while this transaction holds SQLite's writer.
         store.forget_chain_head(tenant);

@@ -429,13 +429,11 @@ pub async fn unsealed_count<'e>(
     Ok(count)
 }
 
-/// A row's place in its chain, as sealing computed it.
+/// A stored row and the place in its chain sealing computed for it.
 #[derive(Clone, Debug)]
 pub struct Seal {
     pub id: i64,
-    pub seq: i64,
-    pub prev: String,
-    pub hash: String,
+    pub link: Link,
 }
 
 /// Seals rows with as few statements as power-of-two runs allow (sealing shares SQLite's one
@@ -451,9 +449,9 @@ pub async fn seal_rows(conn: &mut sqlx::AnyConnection, seals: &[Seal]) -> StoreR
         let query = run.iter().fold(sqlx::query(&sql), |query, seal| {
             query
                 .bind(seal.id)
-                .bind(seal.seq)
-                .bind(&seal.prev)
-                .bind(&seal.hash)
+                .bind(seal.link.seq)
+                .bind(&seal.link.prev)
+                .bind(&seal.link.hash)
         });
         query.execute(&mut *conn).await?;
     }

@@ -80,15 +80,13 @@ impl ChainHeads {
         }
         rows.iter()
             .map(|row| {
-                let (seq, prev) = heads.get_mut(row.tenant_id.as_str())?;
-                *seq += 1;
-                let hash = chain::link_hash(digester, &row.tenant_id, *seq, prev, row.content());
-                let prev = std::mem::replace(prev, hash.clone());
-                Some(Link {
-                    seq: *seq,
-                    prev,
-                    hash,
-                })
+                let head = heads.get_mut(row.tenant_id.as_str())?;
+                Some(chain::next_link(
+                    digester,
+                    &row.tenant_id,
+                    head,
+                    row.content(),
+                ))
             })
             .collect()
     }
