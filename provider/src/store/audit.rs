@@ -1,6 +1,8 @@
 //! The `audit_events` table: append-only rows, written in the transaction of the change they
 //! describe.
 
+use std::sync::OnceLock;
+
 use sqlx::{Any, Executor, any::AnyArguments, query::Query};
 
 use super::{StoreResult, chain_heads::Link};
@@ -126,11 +128,16 @@ pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[&AuditRow]) -> 
     // SQLite looks a named parameter's name up by walking a list, so binding hundreds of `$n`
     // costs quadratic time there; plain `?` binds in order.
     let anonymous = super::is_sqlite(conn);
+    let statements = if anonymous {
+        &INSERT_ANONYMOUS
+    } else {
+        &INSERT_NUMBERED
+    };
     for run in power_of_two_runs(rows, MOST_ROWS_PER_INSERT) {
-        let sql = insert_sql(run.len(), anonymous);
+        let sql = statements.get(run.len());
         let query = run
             .iter()
-            .fold(sqlx::query(&sql), |query, row| bind(query, row));
+            .fold(sqlx::query(sql), |query, row| bind(query, row));
         query.execute(&mut *conn).await?;
     }
     Ok(())
@@ -152,8 +159,8 @@ pub async fn insert_many_sealed(
         for run in power_of_two_runs(tenant_rows, MOST_ROWS_PER_INSERT) {
             let (first, last) = (run[0].1, run[run.len() - 1].1);
             let tenant = run[0].0.tenant_id.as_str();
-            let sql = sealed_insert_many_sql(run.len());
-            let query = run.iter().fold(sqlx::query(&sql), |query, (row, link)| {
+            let sql = SEALED_INSERT.get(run.len());
+            let query = run.iter().fold(sqlx::query(sql), |query, (row, link)| {
                 bind(query, row)
                     .bind(link.seq)
                     .bind(&link.prev)
@@ -191,6 +198,35 @@ fn sealed_insert_many_sql(rows: usize) -> String {
         values_list(rows, 12, true)
     )
 }
+
+/// A multi-row statement in each power-of-two length, formatted once, the first time a run of
+/// that length is written (batches come many times a second; the text of each length never
+/// changes).
+struct ByRunLength {
+    text: [OnceLock<String>; usize::BITS as usize],
+    format: fn(usize) -> String,
+}
+
+impl ByRunLength {
+    const fn new(format: fn(usize) -> String) -> Self {
+        Self {
+            text: [const { OnceLock::new() }; usize::BITS as usize],
+            format,
+        }
+    }
+
+    /// The statement for a run of `rows` rows, a power of two (`power_of_two_runs`).
+    fn get(&self, rows: usize) -> &str {
+        assert!(rows.is_power_of_two(), "runs are powers of two");
+        self.text[rows.ilog2() as usize].get_or_init(|| (self.format)(rows))
+    }
+}
+
+static INSERT_ANONYMOUS: ByRunLength = ByRunLength::new(|rows| insert_sql(rows, true));
+static INSERT_NUMBERED: ByRunLength = ByRunLength::new(|rows| insert_sql(rows, false));
+static SEALED_INSERT: ByRunLength = ByRunLength::new(sealed_insert_many_sql);
+static SEAL_ANONYMOUS: ByRunLength = ByRunLength::new(|rows| seal_sql(rows, true));
+static SEAL_NUMBERED: ByRunLength = ByRunLength::new(|rows| seal_sql(rows, false));
 
 /// `items` cut into runs of at most `most` whose lengths are powers of two, longest first, so
 /// that multi-row statements come in a few prepared forms, not one per count.
@@ -444,9 +480,14 @@ pub async fn seal_rows(conn: &mut sqlx::AnyConnection, seals: &[Seal]) -> StoreR
     // Plain `?` on SQLite, as in `insert_many`: it binds in order, where `$n` is looked up by
     // name, which costs quadratic time in the number of parameters.
     let anonymous = super::is_sqlite(conn);
+    let statements = if anonymous {
+        &SEAL_ANONYMOUS
+    } else {
+        &SEAL_NUMBERED
+    };
     for run in power_of_two_runs(seals, usize::MAX) {
-        let sql = seal_sql(run.len(), anonymous);
-        let query = run.iter().fold(sqlx::query(&sql), |query, seal| {
+        let sql = statements.get(run.len());
+        let query = run.iter().fold(sqlx::query(sql), |query, seal| {
             query
                 .bind(seal.id)
                 .bind(seal.link.seq)
@@ -580,5 +621,21 @@ mod tests {
         let joined: Vec<u32> = power_of_two_runs(&rows, 8).flatten().copied().collect();
         assert_eq!(joined, rows);
         assert_eq!(power_of_two_runs::<u32>(&[], 8).count(), 0);
+    }
+
+    #[test]
+    fn each_run_length_has_its_own_statement_formatted_once() {
+        let four = INSERT_NUMBERED.get(4);
+        assert_eq!(four, insert_sql(4, false));
+        assert!(std::ptr::eq(four, INSERT_NUMBERED.get(4)));
+        assert_eq!(INSERT_NUMBERED.get(8), insert_sql(8, false));
+        assert_eq!(SEAL_ANONYMOUS.get(1), seal_sql(1, true));
+        assert_eq!(SEALED_INSERT.get(2), sealed_insert_many_sql(2));
+    }
+
+    #[test]
+    #[should_panic(expected = "powers of two")]
+    fn a_run_length_other_than_a_power_of_two_has_no_statement() {
+        INSERT_NUMBERED.get(3);
     }
 }

@@ -30,6 +30,10 @@ pub struct Link {
     pub hash: String,
 }
 
+/// Past this many tenants' heads the writer starts over rather than keep one for every tenant
+/// that ever wrote (deleted ones too): a head it drops is read again when next needed.
+const MOST_HEADS: usize = 100_000;
+
 /// The chain heads as the writer last left them, and the key that seals (none: rows are left
 /// to the sealing task).
 #[derive(Debug, Default)]
@@ -103,6 +107,9 @@ impl ChainHeads {
             }
         }
         let mut heads = self.lock();
+        if heads.len() + last.len() > MOST_HEADS {
+            heads.clear();
+        }
         for (tenant, taken) in last {
             match taken {
                 Some(seal) => heads.insert(tenant.to_owned(), (seal.seq, seal.hash.clone())),
@@ -129,4 +136,56 @@ async fn read_head(conn: &mut AnyConnection, tenant: &str) -> StoreResult<(i64, 
         .await?
         .ok_or_else(|| StoreError::Corrupt("a chain just created is missing".into()))?;
     Ok((head.head_seq, head.head_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(seq: i64) -> Link {
+        Link {
+            seq,
+            prev: format!("prev-{seq}"),
+            hash: format!("hash-{seq}"),
+        }
+    }
+
+    #[test]
+    fn a_commit_keeps_each_tenants_last_link_taken_and_drops_a_tenant_whose_rows_took_none() {
+        let heads = ChainHeads::default();
+        heads
+            .lock()
+            .insert("b".to_owned(), (7, "hash-7".to_owned()));
+        let (one, two, eight) = (link(1), link(2), link(8));
+        heads.record(
+            [
+                ("a", Some(&one)),
+                ("b", None),
+                ("a", Some(&two)),
+                ("a", None),
+            ]
+            .into_iter(),
+        );
+        let kept = heads.lock().clone();
+        assert_eq!(kept.get("a"), Some(&(2, "hash-2".to_owned())));
+        assert!(!kept.contains_key("b"), "b's head moved elsewhere");
+        heads.record([("b", Some(&eight))].into_iter());
+        heads.forget("a");
+        let kept = heads.lock().clone();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept.get("b"), Some(&(8, "hash-8".to_owned())));
+    }
+
+    #[test]
+    fn past_the_most_heads_the_writer_starts_over() {
+        let heads = ChainHeads::default();
+        let one = link(1);
+        let tenants: Vec<String> = (0..MOST_HEADS).map(|n| format!("t{n}")).collect();
+        heads.record(tenants.iter().map(|t| (t.as_str(), Some(&one))));
+        assert_eq!(heads.lock().len(), MOST_HEADS);
+        heads.record([("new", Some(&one))].into_iter());
+        let kept = heads.lock().clone();
+        assert_eq!(kept.len(), 1);
+        assert!(kept.contains_key("new"));
+    }
 }
