@@ -459,18 +459,17 @@ async fn chained_together(
     let (chains, others) = batch.split_at_mut(chained);
     // Sealing changes every chain of a kind to its sealed form alike, so the order stays the
     // one just sorted, and the links follow it: the chains' rows, then the lone ones.
-    let links = {
-        let rows: Vec<&AuditRow> = chains
-            .iter()
-            .filter_map(|job| job.audit_to_seal())
-            .chain(others.iter().filter_map(|job| job.audit_row()))
-            .collect();
-        heads.plan(conn, &rows).await
-    };
+    let mut rows: Vec<&AuditRow> = chains
+        .iter()
+        .filter_map(|job| job.audit_to_seal())
+        .collect();
+    let chain_rows = rows.len();
+    rows.extend(others.iter().filter_map(|job| job.audit_row()));
+    let links = heads.plan(conn, &rows).await;
+    drop(rows);
     let mut lone_links = Vec::new();
     if let Some(mut links) = links {
-        let sealable = chains.iter().filter(|job| job.audit_to_seal().is_some());
-        lone_links = links.split_off(sealable.count());
+        lone_links = links.split_off(chain_rows);
         let sealable = chains
             .iter_mut()
             .filter(|job| job.audit_to_seal().is_some());
