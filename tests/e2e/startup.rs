@@ -226,7 +226,10 @@ async fn sqlite_connections_are_durable_and_checkpoint_early() {
     let store = provider::store::Store::connect(&config.database_url)
         .await
         .unwrap();
-    for (name, pool) in [("writer", store.writer()), ("reader", store.reader())] {
+    for (name, pool) in [
+        ("writer", store.writer()),
+        ("reader", store.reader().pool()),
+    ] {
         let mut conn = pool.acquire().await.unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut *conn)

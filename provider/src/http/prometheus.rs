@@ -61,13 +61,19 @@ async fn scrape_gauges(state: &AppState, out: &mut String) -> crate::store::Stor
         "db_pool_connections",
         "Database connections by pool and use.",
     );
-    let mut pools = vec![("writer", state.store.writer())];
+    // Connections kept warm between reads are idle too, though sqlx counts them as taken.
+    let warm = state.store.reader().warm();
     // SQLite reads have their own pool; PostgreSQL has one pool for both.
-    if state.store.backend() == crate::config::Backend::Sqlite {
-        pools.push(("reader", state.store.reader()));
-    }
-    for (name, pool) in pools {
-        let idle = pool.num_idle();
+    let pools = if state.store.backend() == crate::config::Backend::Sqlite {
+        vec![
+            ("writer", state.store.writer(), 0),
+            ("reader", state.store.reader().pool(), warm),
+        ]
+    } else {
+        vec![("writer", state.store.writer(), warm)]
+    };
+    for (name, pool, warm) in pools {
+        let idle = pool.num_idle() + warm;
         let busy = (pool.size() as usize).saturating_sub(idle);
         let _ = writeln!(
             out,

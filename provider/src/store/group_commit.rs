@@ -27,6 +27,7 @@ use super::{
     StoreError, StoreResult,
     audit::{self, AuditRow},
     chain_heads::{ChainHeads, Link},
+    warm_pool::WarmPool,
 };
 
 /// Most writes that share one transaction.
@@ -265,10 +266,10 @@ impl Job for AuditAppend {
 /// Where writes go: a batching task (SQLite) or straight to the pool (PostgreSQL).
 #[derive(Clone, Debug)]
 pub struct Writer {
-    pool: AnyPool,
     batches: mpsc::Sender<Box<dyn Job>>,
-    /// Whether writes go to the batching task too, or only lone audit rows.
-    writes_batched: bool,
+    /// Where writes other than lone audit rows go each on their own; none: to the batching
+    /// task too.
+    direct: Option<Arc<WarmPool>>,
     /// What the batching task seals audit rows against (SQLite chains only).
     heads: Arc<ChainHeads>,
 }
@@ -279,11 +280,10 @@ impl Writer {
     pub fn batching(pool: AnyPool) -> Self {
         let (queue, jobs) = mpsc::channel(4 * MAX_BATCH);
         let heads = Arc::new(ChainHeads::default());
-        tokio::spawn(write_batches(pool.clone(), jobs, heads.clone()));
+        tokio::spawn(write_batches(pool, jobs, heads.clone()));
         Self {
-            pool,
             batches: queue,
-            writes_batched: true,
+            direct: None,
             heads,
         }
     }
@@ -296,10 +296,10 @@ impl Writer {
     /// Each write in its own transaction, where the server groups concurrent commits itself
     /// (PostgreSQL); lone audit rows still share a batching task's transactions, since one
     /// transaction per row costs the server more than the row.
-    pub fn direct_writes(pool: AnyPool) -> Self {
+    pub fn direct_writes(warm: Arc<WarmPool>) -> Self {
         Self {
-            writes_batched: false,
-            ..Self::batching(pool)
+            direct: Some(warm.clone()),
+            ..Self::batching(warm.pool().clone())
         }
     }
 
@@ -313,7 +313,7 @@ impl Writer {
             seal: None,
             sealed: false,
         };
-        self.committed(Box::new(job), outcome, self.writes_batched)
+        self.committed(Box::new(job), outcome, self.direct.as_deref())
             .await
     }
 
@@ -325,29 +325,32 @@ impl Writer {
             outcome: None,
             done,
         };
-        self.committed(Box::new(job), outcome, true).await
+        self.committed(Box::new(job), outcome, None).await
     }
 
-    /// Hands `job` over (to the batching task when `batched`) and waits for the outcome it
-    /// sends once committed.
+    /// Hands `job` over (to the batching task unless it goes `direct`) and waits for the
+    /// outcome it sends once committed.
     async fn committed<T>(
         &self,
         job: Box<dyn Job>,
         outcome: oneshot::Receiver<StoreResult<T>>,
-        batched: bool,
+        direct: Option<&WarmPool>,
     ) -> StoreResult<T> {
-        self.submit(job, batched).await?;
+        self.submit(job, direct).await?;
         outcome.await.map_err(|_| stopped())?
     }
 
-    async fn submit(&self, job: Box<dyn Job>, batched: bool) -> StoreResult<()> {
-        if batched {
-            self.batches.send(job).await.map_err(|_| stopped())?;
-        } else {
-            match self.pool.acquire().await {
-                Ok(mut conn) => alone(&mut conn, job).await,
-                Err(err) => job.finish(Err(err.into())),
+    async fn submit(&self, job: Box<dyn Job>, direct: Option<&WarmPool>) -> StoreResult<()> {
+        let Some(warm) = direct else {
+            return self.batches.send(job).await.map_err(|_| stopped());
+        };
+        match warm.lend().await {
+            Ok(mut conn) => {
+                if alone(&mut conn, job).await {
+                    conn.finished();
+                }
             }
+            Err(err) => job.finish(Err(err.into())),
         }
         Ok(())
     }
@@ -658,23 +661,26 @@ fn renumber(sql: &str, by: usize, out: &mut String) {
 }
 
 /// Runs one write in a transaction of its own (on PostgreSQL, a write that is one statement
-/// is one) and hands over its outcome.
-async fn alone(conn: &mut AnyConnection, mut job: Box<dyn Job>) {
+/// is one) and hands over its outcome; true when it ran and committed without an error.
+async fn alone(conn: &mut AnyConnection, mut job: Box<dyn Job>) -> bool {
     if job.one_statement_on_postgres() && !super::is_sqlite(conn) {
         // `run` keeps the outcome, an error included, for `finish`.
-        job.run(conn).await;
+        let ran = job.run(conn).await;
         job.finish(Ok(()));
-        return;
+        return ran;
     }
     let committed = async {
         let mut tx = conn.begin().await?;
-        if job.run(&mut tx).await {
+        let ran = job.run(&mut tx).await;
+        if ran {
             tx.commit().await?;
         }
-        Ok(())
+        Ok(ran)
     }
     .await;
-    job.finish(committed);
+    let ran = matches!(committed, Ok(true));
+    job.finish(committed.map(|_| ()));
+    ran
 }
 
 #[cfg(test)]

@@ -24,9 +24,10 @@ pub mod sessions;
 pub mod sign_in;
 pub mod tenants;
 pub mod users;
+pub mod warm_pool;
 pub mod web_sessions;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     Any, AnyPool, Transaction,
@@ -34,11 +35,16 @@ use sqlx::{
     migrate::Migrator,
 };
 
+use self::warm_pool::WarmPool;
 use crate::config::{Backend, DatabaseUrl};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// Connections to SQLite for reads (writes have one of their own).
+const SQLITE_READERS: u32 = 8;
+/// Connections to PostgreSQL, for reads and writes.
+const POSTGRES_CONNECTIONS: u32 = 16;
 /// How long a caller waits for a connection before the request is answered 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a PostgreSQL connection may have been idle and still be handed out without a
@@ -104,7 +110,7 @@ pub async fn commit(tx: Tx) -> StoreResult<()> {
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    reader: AnyPool,
+    reader: Arc<WarmPool>,
     writer: AnyPool,
     backend: Backend,
     writes: group_commit::Writer,
@@ -123,9 +129,14 @@ impl Store {
                     std::fs::create_dir_all(dir)?;
                 }
                 let writer = sqlite_pool(1).connect_with(options.clone()).await?;
-                let reader = sqlite_pool(8).connect_with(options).await?;
+                let reader = sqlite_pool(SQLITE_READERS).connect_with(options).await?;
                 Ok(Self {
-                    reader,
+                    // Reads are this pool's only users: every connection may be kept warm.
+                    reader: Arc::new(WarmPool::new(
+                        reader,
+                        SQLITE_READERS as usize,
+                        ACQUIRE_TIMEOUT,
+                    )),
                     writes: group_commit::Writer::batching(writer.clone()),
                     writer,
                     backend: Backend::Sqlite,
@@ -133,7 +144,7 @@ impl Store {
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(POSTGRES_CONNECTIONS)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .test_before_acquire(false)
                     .before_acquire(|conn, meta| {
@@ -146,9 +157,16 @@ impl Store {
                     })
                     .connect_with(options)
                     .await?;
+                // Reads and writes share the pool; half of it may be kept warm, the rest
+                // stays for transactions and the batching task.
+                let warm = Arc::new(WarmPool::new(
+                    pool.clone(),
+                    POSTGRES_CONNECTIONS as usize / 2,
+                    ACQUIRE_TIMEOUT,
+                ));
                 Ok(Self {
-                    reader: pool.clone(),
-                    writes: group_commit::Writer::direct_writes(pool.clone()),
+                    writes: group_commit::Writer::direct_writes(warm.clone()),
+                    reader: warm,
                     writer: pool,
                     backend: Backend::Postgres,
                 })
@@ -218,13 +236,14 @@ impl Store {
     }
 
     /// The pool for reads that need no transaction.
-    pub fn reader(&self) -> &AnyPool {
+    pub fn reader(&self) -> &WarmPool {
         &self.reader
     }
 
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        // Through the warm connections: under load they may be all the reader pool has.
+        sqlx::query("SELECT 1").execute(&*self.reader).await?;
         Ok(())
     }
 
