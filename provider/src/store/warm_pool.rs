@@ -261,6 +261,10 @@ mod tests {
         WarmPool::new(pool, most, Duration::from_secs(3))
     }
 
+    async fn execute(warm: &WarmPool, sql: &str) {
+        sqlx::query(sql).execute(warm).await.unwrap();
+    }
+
     async fn numbers(warm: &WarmPool) -> Vec<i64> {
         sqlx::query_scalar("SELECT n FROM numbers ORDER BY n")
             .fetch_all(warm)
@@ -271,10 +275,11 @@ mod tests {
     #[tokio::test]
     async fn a_finished_query_leaves_its_connection_for_the_next() {
         let warm = warm_pool(4, 4).await;
-        sqlx::query("CREATE TABLE numbers AS SELECT 1 AS n UNION SELECT 2")
-            .execute(&warm)
-            .await
-            .unwrap();
+        execute(
+            &warm,
+            "CREATE TABLE numbers AS SELECT 1 AS n UNION SELECT 2",
+        )
+        .await;
         assert_eq!(warm.warm(), 1);
         assert_eq!(numbers(&warm).await, [1, 2]);
         let one: i64 = sqlx::query_scalar("SELECT min(n) FROM numbers")
@@ -289,10 +294,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_query_gives_its_connection_back_to_the_pool() {
         let warm = warm_pool(4, 4).await;
-        sqlx::query("CREATE TABLE numbers (n INTEGER)")
-            .execute(&warm)
-            .await
-            .unwrap();
+        execute(&warm, "CREATE TABLE numbers (n INTEGER)").await;
         assert!(
             sqlx::query("SELECT * FROM missing")
                 .execute(&warm)
@@ -311,10 +313,11 @@ mod tests {
     #[tokio::test]
     async fn a_query_dropped_half_way_gives_its_connection_back_to_the_pool() {
         let warm = warm_pool(4, 4).await;
-        sqlx::query("CREATE TABLE numbers AS SELECT 1 AS n UNION SELECT 2")
-            .execute(&warm)
-            .await
-            .unwrap();
+        execute(
+            &warm,
+            "CREATE TABLE numbers AS SELECT 1 AS n UNION SELECT 2",
+        )
+        .await;
         let mut rows = sqlx::query("SELECT n FROM numbers").fetch(&warm);
         assert!(rows.next().await.unwrap().is_ok());
         drop(rows);
@@ -372,7 +375,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_idle_too_long_is_not_lent_again() {
         let warm = warm_pool(4, 4).await;
-        sqlx::query("SELECT 1").execute(&warm).await.unwrap();
+        execute(&warm, "SELECT 1").await;
         let now = Instant::now();
         assert!(take_stale(&mut warm.lock(), now).is_empty());
         let later = now + STALE_AFTER + Duration::from_millis(1);
@@ -396,7 +399,7 @@ mod tests {
     #[tokio::test]
     async fn closing_gives_warm_connections_back_first() {
         let warm = warm_pool(4, 4).await;
-        sqlx::query("SELECT 1").execute(&warm).await.unwrap();
+        execute(&warm, "SELECT 1").await;
         assert_eq!(warm.warm(), 1);
         tokio::time::timeout(Duration::from_secs(5), warm.close())
             .await
