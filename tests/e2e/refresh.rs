@@ -310,20 +310,6 @@ async fn revocation_and_introspection_know_refresh_tokens(backend: Backend) {
     );
 }
 
-async fn set_user_status(w: &World, status: &str) {
-    let path = format!("/a/{}/admin/users/{}", w.tenant.id, w.user_id);
-    let body = json!({ "status": status });
-    let reply =
-        w.s.send(
-            reqwest::Method::PATCH,
-            &path,
-            Some(&w.tenant.admin_secret),
-            Some(body),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-}
-
 async fn a_disabled_users_refresh_tokens_stop_working_until_enabled(backend: Backend) {
     let (w, first, endpoint) = signed_in(backend).await;
     let r0 = field(&first, "refresh_token");
@@ -333,7 +319,7 @@ async fn a_disabled_users_refresh_tokens_stop_working_until_enabled(backend: Bac
     let introspected = || w.s.form(&introspect, Some((&rs, &rs_secret)), &form);
     assert_eq!(introspected().await.json["active"], true);
 
-    set_user_status(&w, "disabled").await;
+    w.update_user(json!({ "status": "disabled" })).await;
     assert_eq!(introspected().await.json, json!({ "active": false }));
     let refused = refresh(&w, &endpoint, &r0, &[]).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
@@ -344,7 +330,7 @@ async fn a_disabled_users_refresh_tokens_stop_working_until_enabled(backend: Bac
     );
 
     // Refused, not spent: once the user is enabled again the same token rotates.
-    set_user_status(&w, "active").await;
+    w.update_user(json!({ "status": "active" })).await;
     assert_eq!(introspected().await.json["active"], true);
     let rotated = refresh(&w, &endpoint, &r0, &[]).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);

@@ -182,6 +182,21 @@ impl World {
         query_of(&back)["code"].clone()
     }
 
+    /// Changes the signed-in user through the admin API.
+    pub(crate) async fn update_user(&self, body: serde_json::Value) {
+        let path = format!("/a/{}/admin/users/{}", self.tenant.id, self.user_id);
+        let reply = self
+            .s
+            .send(
+                reqwest::Method::PATCH,
+                &path,
+                Some(&self.tenant.admin_secret),
+                Some(body),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+
     pub(crate) async fn redeem(&self, code: &str, verifier: &str) -> e2e::Reply {
         self.s
             .form(
@@ -433,6 +448,33 @@ async fn codes_are_bound_to_verifier_redirect_client_and_time(backend: Backend) 
     w.s.advance(60);
     let expired = w.redeem(&late, &verifier).await;
     assert_eq!(expired.json["error"], "invalid_grant", "codes live 60 s");
+}
+
+async fn a_code_of_a_user_disabled_since_waits_and_carries_the_user_as_now(backend: Backend) {
+    let w = world(backend).await;
+    let (verifier, challenge) = pkce();
+    let code = w.sign_in(&browser(), &challenge).await;
+    w.update_user(json!({ "status": "disabled" })).await;
+    let refused = w.redeem(&code, &verifier).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json["error"], "invalid_grant");
+    assert_eq!(
+        refused.json["error_description"],
+        "the user can no longer sign in"
+    );
+
+    // Refused, not spent: enabled again (and renamed), the same code redeems, and the ID token
+    // names the user as they are at the exchange.
+    w.update_user(json!({ "status": "active", "name": "Ada L." }))
+        .await;
+    let redeemed = w.redeem(&code, &verifier).await;
+    assert_eq!(redeemed.status, StatusCode::OK, "{}", redeemed.text);
+    let (_, id_claims) = jwt::parts(redeemed.json["id_token"].as_str().unwrap());
+    assert_eq!(id_claims["sub"], w.user_id.as_str());
+    assert_eq!(
+        (id_claims["email"].as_str(), id_claims["name"].as_str()),
+        (Some("ada@example.com"), Some("Ada L."))
+    );
 }
 
 async fn parallel_redemptions_let_exactly_one_succeed(backend: Backend) {
@@ -1463,6 +1505,7 @@ both_backends!(
     a_tenant_may_require_the_emailed_code_after_the_link,
     a_magic_link_signs_in_and_the_code_redeems_for_tokens,
     codes_are_bound_to_verifier_redirect_client_and_time,
+    a_code_of_a_user_disabled_since_waits_and_carries_the_user_as_now,
     parallel_redemptions_let_exactly_one_succeed,
     a_link_opened_in_another_browser_signs_nobody_in_there,
     links_expire_after_ten_minutes,

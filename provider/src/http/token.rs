@@ -32,7 +32,7 @@ use crate::{
         resource, scope,
     },
     state::AppState,
-    store::{self, clients::Client, revoked_tokens, sign_in, users},
+    store::{self, clients::Client, revoked_tokens, sign_in},
     tokens,
 };
 
@@ -222,8 +222,12 @@ async fn authorization_code(
     let id = &tenant.tenant.id;
     let digest = state.digester.digest(SecretKind::AuthorizationCode, code);
     let now = state.clock.unix();
-    let stored = sign_in::get_code(state.store.reader(), id, &digest).await?;
-    let Some(stored) = stored.filter(|c| c.client_id == client.client_id) else {
+    let presented = sign_in::get_presented_code(state.store.reader(), id, &digest).await?;
+    let Some(sign_in::Presented {
+        code: stored,
+        holder,
+    }) = presented.filter(|p| p.code.client_id == client.client_id)
+    else {
         return Err(invalid_grant("the code is not valid"));
     };
     if stored.redeemed_at.is_some() {
@@ -242,8 +246,7 @@ async fn authorization_code(
     if !pkce_ok {
         return Err(invalid_grant("the code_verifier does not match"));
     }
-    let user = users::get(state.store.reader(), id, &stored.user_id).await?;
-    let Some(user) = user.filter(|u| u.status == users::UserStatus::Active) else {
+    let Some(holder) = holder else {
         return Err(invalid_grant("the user can no longer sign in"));
     };
 
@@ -267,7 +270,7 @@ async fn authorization_code(
     };
     let new = NewAccessToken {
         issuer: &tenant.issuer,
-        subject: &user.user_id,
+        subject: &stored.user_id,
         client_id: &client.client_id,
         audience: &audience,
         scope: &scope,
@@ -287,16 +290,16 @@ async fn authorization_code(
     if scope.iter().any(|s| s == "openid") {
         let mut user_claims = serde_json::Map::new();
         if scope.iter().any(|s| s == "email") {
-            user_claims.insert("email".into(), user.email.clone().into());
+            user_claims.insert("email".into(), holder.email.clone().into());
             // The person proved the address by opening the link sent to it.
             user_claims.insert("email_verified".into(), true.into());
         }
-        if let (true, Some(name)) = (scope.iter().any(|s| s == "profile"), &user.name) {
+        if let (true, Some(name)) = (scope.iter().any(|s| s == "profile"), &holder.name) {
             user_claims.insert("name".into(), name.clone().into());
         }
         let claims = NewIdToken {
             issuer: &tenant.issuer,
-            subject: &user.user_id,
+            subject: &stored.user_id,
             client_id: &client.client_id,
             issued_at: now,
             ttl: client
@@ -315,7 +318,7 @@ async fn authorization_code(
     }
     let grant = refresh::Grant {
         client,
-        user_id: &user.user_id,
+        user_id: &stored.user_id,
         scope: &scope,
         resources: &stored_resources,
         auth_time: stored.auth_time,
@@ -328,7 +331,7 @@ async fn authorization_code(
     let details = json!({ "grant_type": GRANT_AUTHORIZATION_CODE, "jti": jti, "scope": scope.join(" "), "aud": audience });
     let event = AuditEvent::new("token.issued")
         .client(&client.client_id)
-        .user(&user.user_id)
+        .user(&stored.user_id)
         .details(details);
     let redemption = sign_in::Redemption {
         tenant: id.clone(),

@@ -13,6 +13,7 @@ use super::{
     audit::{self, AuditRow},
     group_commit::{AnyQuery, Chain, Write, first_applied, run_chain},
     refresh::NewFamily,
+    users::UserStatus,
 };
 
 #[derive(Clone, Debug, FromRow)]
@@ -352,6 +353,57 @@ pub async fn get_code<'e>(
     .fetch_optional(db)
     .await?;
     Ok(row)
+}
+
+/// A code presented for exchange, with what its tokens say of the person it was issued to.
+#[derive(Debug)]
+pub struct Presented {
+    pub code: Code,
+    /// `None` when the user is gone or may no longer sign in.
+    pub holder: Option<Holder>,
+}
+
+#[derive(Debug)]
+pub struct Holder {
+    pub email: String,
+    pub name: Option<String>,
+}
+
+#[derive(FromRow)]
+struct PresentedRow {
+    #[sqlx(flatten)]
+    code: Code,
+    holder_email: Option<String>,
+    holder_name: Option<String>,
+}
+
+/// The code and its active user in one read: an exchange reads nothing else from the database.
+pub async fn get_presented_code<'e>(
+    db: impl Executor<'e, Database = Any>,
+    tenant: &TenantId,
+    code_digest: &[u8],
+) -> StoreResult<Option<Presented>> {
+    let row = sqlx::query_as::<_, PresentedRow>(
+        "SELECT c.client_id, c.user_id, c.redirect_uri, c.scope, c.resources, c.nonce, \
+         c.code_challenge, c.auth_time, c.expires_at, c.redeemed_at, c.access_token_jti, \
+         c.access_token_exp, c.session_digest, u.email AS holder_email, u.name AS holder_name \
+         FROM authorization_codes c \
+         LEFT JOIN users u ON u.tenant_id = c.tenant_id AND u.user_id = c.user_id \
+         AND u.status = $3 \
+         WHERE c.tenant_id = $1 AND c.code_digest = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(code_digest)
+    .bind(UserStatus::Active.as_str())
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|row| Presented {
+        code: row.code,
+        holder: row.holder_email.map(|email| Holder {
+            email,
+            name: row.holder_name,
+        }),
+    }))
 }
 
 /// One code exchange, all or nothing: the code is redeemed, the refresh family it starts (if
