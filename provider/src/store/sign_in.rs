@@ -377,7 +377,7 @@ struct PresentedRow {
     holder_name: Option<String>,
 }
 
-/// The code and its active user in one read: an exchange reads nothing else from the database.
+/// The code and its active user in one query: the exchange's one read before its write.
 pub async fn get_presented_code<'e>(
     db: impl Executor<'e, Database = Any>,
     tenant: &TenantId,
