@@ -344,9 +344,9 @@ async fn authorization_code(
     };
     if !state.store.write(redemption).await? {
         // Redeemed meanwhile by a concurrent request: nothing of this one is kept.
-        let again = sign_in::get_code(state.store.reader(), id, &digest).await?;
+        let again = sign_in::get_presented_code(state.store.reader(), id, &digest).await?;
         return Err(match again {
-            Some(again) => replayed(state, tenant, client, &again, meta).await,
+            Some(again) => replayed(state, tenant, client, &again.code, meta).await,
             None => invalid_grant("the code is not valid"),
         });
     }

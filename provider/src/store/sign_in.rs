@@ -338,23 +338,6 @@ pub async fn insert_code<'e>(
     Ok(())
 }
 
-pub async fn get_code<'e>(
-    db: impl Executor<'e, Database = Any>,
-    tenant: &TenantId,
-    code_digest: &[u8],
-) -> StoreResult<Option<Code>> {
-    let row = sqlx::query_as::<_, Code>(
-        "SELECT client_id, user_id, redirect_uri, scope, resources, nonce, code_challenge, \
-         auth_time, expires_at, redeemed_at, access_token_jti, access_token_exp, session_digest \
-         FROM authorization_codes WHERE tenant_id = $1 AND code_digest = $2",
-    )
-    .bind(tenant.as_str())
-    .bind(code_digest)
-    .fetch_optional(db)
-    .await?;
-    Ok(row)
-}
-
 /// A code presented for exchange, with what its tokens say of the person it was issued to.
 #[derive(Debug)]
 pub struct Presented {

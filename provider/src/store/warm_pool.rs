@@ -265,6 +265,10 @@ mod tests {
         sqlx::query(sql).execute(warm).await.unwrap();
     }
 
+    async fn two_numbers(warm: &WarmPool) {
+        execute(warm, "CREATE TABLE numbers AS SELECT 1 AS n UNION SELECT 2").await;
+    }
+
     async fn numbers(warm: &WarmPool) -> Vec<i64> {
         sqlx::query_scalar("SELECT n FROM numbers ORDER BY n")
             .fetch_all(warm)
@@ -275,11 +279,7 @@ mod tests {
     #[tokio::test]
     async fn a_finished_query_leaves_its_connection_for_the_next() {
         let warm = warm_pool(4, 4).await;
-        execute(
-            &warm,
-            "CREATE TABLE numbers AS SELECT 1 AS n UNION SELECT 2",
-        )
-        .await;
+        two_numbers(&warm).await;
         assert_eq!(warm.warm(), 1);
         assert_eq!(numbers(&warm).await, [1, 2]);
         let one: i64 = sqlx::query_scalar("SELECT min(n) FROM numbers")
@@ -313,11 +313,7 @@ mod tests {
     #[tokio::test]
     async fn a_query_dropped_half_way_gives_its_connection_back_to_the_pool() {
         let warm = warm_pool(4, 4).await;
-        execute(
-            &warm,
-            "CREATE TABLE numbers AS SELECT 1 AS n UNION SELECT 2",
-        )
-        .await;
+        two_numbers(&warm).await;
         let mut rows = sqlx::query("SELECT n FROM numbers").fetch(&warm);
         assert!(rows.next().await.unwrap().is_ok());
         drop(rows);
