@@ -4,7 +4,8 @@
 //! a SQLite chain, joined with their like into one request (on PostgreSQL, run as one
 //! statement each), each get their own outcome, and one that fails rolls its batch back
 //! without losing the others (on PostgreSQL, writes nothing of its own). Lone
-//! audit rows share transactions on both databases, and one the database refuses fails alone.
+//! audit rows share transactions on both databases, are sealed as they are written there even
+//! while the sealing task moves the heads, and one the database refuses fails alone.
 
 use std::{future::Future, pin::Pin, sync::LazyLock};
 
@@ -346,7 +347,8 @@ async fn unsealed(s: &TestServer, tenant: &str) -> i64 {
 }
 
 /// On SQLite a batch seals its chains' audit rows as it writes them, against the chain heads
-/// it believes in; on PostgreSQL the sealing task seals them. Whatever the writer believes,
+/// it believes in; on PostgreSQL the sealing task seals them (lone rows are sealed as written
+/// on both). Whatever the writer believes,
 /// the chain holds: a write that does not apply, the sealing task moving a head, and a head
 /// moved behind the writer's back each leave rows unsealed for the sealing task, never a
 /// broken chain, and the writer seals again once it has read the head anew.
@@ -374,8 +376,8 @@ async fn chained_audit_rows_are_sealed_as_written_and_the_chain_holds(s: TestSer
     for task in lone {
         task.await.unwrap().expect("a lone audit row is written");
     }
-    assert_eq!(unsealed(&s, &tenant).await, if sqlite { 0 } else { 24 });
-    assert_eq!(unsealed(&s, &other).await, if sqlite { 0 } else { 8 });
+    assert_eq!(unsealed(&s, &tenant).await, if sqlite { 0 } else { 8 });
+    assert_eq!(unsealed(&s, &other).await, 0);
     let whole = chain::verify_stored(store, digester, &other).await.unwrap();
     let all = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event LIKE $2";
     let sealed = count(&s, all, &other, "%").await - unsealed(&s, &other).await;
@@ -395,27 +397,8 @@ async fn chained_audit_rows_are_sealed_as_written_and_the_chain_holds(s: TestSer
     assert_eq!(revoke_all(&s, &tenant, &jtis("c", 8)).await, 8);
     assert_eq!(unsealed(&s, &tenant).await, if sqlite { 0 } else { 8 });
 
-    // A head moved without telling the writer: a row sealed by hand, as another process would.
-    audit::insert(store.writer(), &audit_row(&tenant, "test.behind", 0))
-        .await
-        .unwrap();
-    let head = audit::chain(store.reader(), &tenant)
-        .await
-        .unwrap()
-        .unwrap();
-    let row = audit::unsealed(store.reader(), &tenant, 1).await.unwrap();
-    let mut moved = (head.head_seq, head.head_hash);
-    let link = chain::next_link(digester, &tenant, &mut moved, row[0].content());
-    let mut tx = store.begin().await.unwrap();
-    let seal = audit::Seal {
-        id: row[0].id,
-        link,
-    };
-    audit::seal_rows(&mut tx, &[seal]).await.unwrap();
-    audit::set_head(&mut *tx, &tenant, moved.0, &moved.1)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    // A head moved without telling the writer, as another process would.
+    seal_one_by_hand(&s, &tenant).await;
     assert_eq!(revoke_all(&s, &tenant, &["d".to_owned()]).await, 1);
     assert_eq!(
         unsealed(&s, &tenant).await,
@@ -438,9 +421,126 @@ async fn chained_audit_rows_are_sealed_as_written_and_the_chain_holds(s: TestSer
     assert_eq!(count(&s, all, &tenant, "test.revoked").await, 33);
 }
 
+/// Writes a row unsealed and seals it by hand, as another process would: the chain's head
+/// moves without the writer knowing.
+async fn seal_one_by_hand(s: &TestServer, tenant: &str) {
+    let (store, digester) = (&s.state.store, s.state.digester.as_ref());
+    audit::insert(store.writer(), &audit_row(tenant, "test.behind", 0))
+        .await
+        .unwrap();
+    let head = audit::chain(store.reader(), tenant).await.unwrap().unwrap();
+    let row = audit::unsealed(store.reader(), tenant, 1).await.unwrap();
+    let mut moved = (head.head_seq, head.head_hash);
+    let link = chain::next_link(digester, tenant, &mut moved, row[0].content());
+    let mut tx = store.begin().await.unwrap();
+    let seal = audit::Seal {
+        id: row[0].id,
+        link,
+    };
+    audit::seal_rows(&mut tx, &[seal]).await.unwrap();
+    audit::set_head(&mut *tx, tenant, moved.0, &moved.1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Appends lone audit rows of these tenants at once, `n` of each.
+async fn append_all(s: &TestServer, tenants: &[&str], n: usize) {
+    let appends: Vec<_> = (0..n)
+        .flat_map(|i| tenants.iter().map(move |tenant| (i, tenant.to_string())))
+        .map(|(i, tenant)| {
+            let (store, row) = (s.state.store.clone(), audit_row(&tenant, "test.lone", i));
+            tokio::spawn(async move { store.append_audit(row).await })
+        })
+        .collect();
+    for task in appends {
+        task.await.unwrap().expect("a lone audit row is written");
+    }
+}
+
+/// The tenant's chain, once sealed, is whole and holds every row of the tenant.
+async fn assert_whole_once_sealed(s: &TestServer, tenant: &str) {
+    let (store, digester) = (&s.state.store, s.state.digester.as_ref());
+    chain::seal(store, digester, tenant).await.unwrap();
+    let verified = chain::verify_stored(store, digester, tenant)
+        .await
+        .unwrap()
+        .expect("the chain is whole");
+    let all = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event LIKE $2";
+    assert_eq!(verified.rows as i64, count(s, all, tenant, "%").await);
+}
+
+/// Lone audit rows (a batch's own transaction on both databases) are sealed as they are
+/// written; a head moved behind the writer's back leaves a batch unsealed for the sealing
+/// task, and the writer seals again once it has read the head anew.
+async fn lone_audit_rows_are_sealed_as_written_and_the_chain_holds(s: TestServer) {
+    let tenant = s.create_tenant().await.id;
+    chain::seal(&s.state.store, &s.state.digester, &tenant)
+        .await
+        .unwrap();
+
+    append_all(&s, &[&tenant], 16).await;
+    assert_eq!(unsealed(&s, &tenant).await, 0);
+
+    seal_one_by_hand(&s, &tenant).await;
+    append_all(&s, &[&tenant], 1).await;
+    assert_eq!(
+        unsealed(&s, &tenant).await,
+        1,
+        "a row written against a stale head waits for the sealing task"
+    );
+    append_all(&s, &[&tenant], 8).await;
+    assert_eq!(
+        unsealed(&s, &tenant).await,
+        1,
+        "the writer read the head again"
+    );
+    assert_whole_once_sealed(&s, &tenant).await;
+}
+
+/// The sealing task moves the heads while batches seal their lone rows against them (on
+/// PostgreSQL in transactions of their own, at the same time): the chains stay whole, and
+/// every row is in them once sealed.
+async fn lone_audit_rows_and_the_sealing_task_race_and_the_chains_hold(s: TestServer) {
+    let (one, two) = (s.create_tenant().await.id, s.create_tenant().await.id);
+    let (store, digester) = (s.state.store.clone(), s.state.digester.clone());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sealer = {
+        let (tenants, done) = ([one.clone(), two.clone()], done.clone());
+        tokio::spawn(async move {
+            let mut rounds = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for tenant in &tenants {
+                    // A row of a change's own transaction, left to the sealing task.
+                    audit::insert(store.writer(), &audit_row(tenant, "test.direct", rounds))
+                        .await
+                        .unwrap();
+                    chain::seal(&store, &digester, tenant).await.unwrap();
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    for _ in 0..10 {
+        append_all(&s, &[&one, &two], 20).await;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = sealer.await.unwrap();
+    assert!(rounds > 0, "the sealing task ran beside the writes");
+
+    let lone = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event = $2";
+    for tenant in [&one, &two] {
+        assert_eq!(count(&s, lone, tenant, "test.lone").await, 200);
+        assert_whole_once_sealed(&s, tenant).await;
+    }
+}
+
 both_databases!(
     a_failing_chain_rolls_its_batch_back_and_the_rest_apply_alone,
     chained_audit_rows_are_sealed_as_written_and_the_chain_holds,
+    lone_audit_rows_are_sealed_as_written_and_the_chain_holds,
+    lone_audit_rows_and_the_sealing_task_race_and_the_chains_hold,
     a_failing_write_leaves_nothing_and_fails_alone,
     a_refused_audit_row_fails_alone,
     chained_writes_in_one_batch_each_get_their_own_outcome

@@ -3,7 +3,8 @@
 //! each tenant's new rows, in insertion order, the next sequence number, the previous row's hash
 //! and their own: a keyed digest (the instance digest key) over the tenant, the sequence, the
 //! previous hash and every column. On SQLite the group-commit writer seals its chains' rows as
-//! it writes them (`store::chain_heads`), so chain order may differ from insertion order.
+//! it writes them, and on PostgreSQL the lone rows (`store::chain_heads`), so chain order may
+//! differ from insertion order.
 //! Altering, inserting or removing a sealed row breaks the chain.
 
 use std::fmt;
@@ -108,8 +109,10 @@ pub async fn seal_at_most(
             .collect();
         audit::seal_rows(&mut tx, &seals).await?;
         audit::set_head(&mut *tx, tenant, head.0, &head.1).await?;
-        // The writer, which seals rows as it writes them on SQLite, reads the head again
-        // after this: it cannot run a batch while this transaction holds SQLite's writer.
+        // The writer, which seals rows as it writes them, reads the head again after this. On
+        // SQLite it cannot run a batch while this transaction holds the one writer; on
+        // PostgreSQL a batch that read the head before this commits waits for the lock, finds
+        // the head moved and leaves its rows unsealed.
         store.forget_chain_head(tenant);
         store::commit(tx).await?;
         sealed += rows.len() as u64;

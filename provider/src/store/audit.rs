@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use sqlx::{Any, Executor, any::AnyArguments, query::Query};
+use sqlx::{Any, Executor, Row, any::AnyArguments, query::Query};
 
 use super::{StoreResult, chain_heads::Link};
 
@@ -143,23 +143,28 @@ pub async fn insert_many(conn: &mut sqlx::AnyConnection, rows: &[&AuditRow]) -> 
     Ok(())
 }
 
-/// Inserts lone rows sealed as they are written (SQLite; see `sealed_insert_sql`): `rows`
-/// grouped by tenant, each with its link in `links`. Each run of one tenant's rows takes its
-/// links only if the tenant's head is still the one its first link was reckoned from, and then
-/// moves the head to its last; otherwise the run is written unsealed. Returns, row by row,
-/// whether it took its link.
+/// Inserts lone rows sealed as they are written (see `sealed_insert_sql`): `rows` grouped by
+/// tenant, each with its link in `links`. Each run of one tenant's rows takes its links only if
+/// the tenant's head is still the one its first link was reckoned from, and then moves the head
+/// to its last; otherwise the run is written unsealed. Returns, row by row, whether it took its
+/// link.
 pub async fn insert_many_sealed(
     conn: &mut sqlx::AnyConnection,
     rows: &[&AuditRow],
     links: &[Link],
 ) -> StoreResult<Vec<bool>> {
+    let sqlite = super::is_sqlite(conn);
     let linked: Vec<(&AuditRow, &Link)> = rows.iter().copied().zip(links).collect();
     let mut took = Vec::with_capacity(linked.len());
     for tenant_rows in linked.chunk_by(|a, b| a.0.tenant_id == b.0.tenant_id) {
         for run in power_of_two_runs(tenant_rows, MOST_ROWS_PER_INSERT) {
             let (first, last) = (run[0].1, run[run.len() - 1].1);
             let tenant = run[0].0.tenant_id.as_str();
-            let sql = SEALED_INSERT.get(run.len());
+            let sql = if sqlite {
+                SEALED_INSERT.get(run.len())
+            } else {
+                SEALED_INSERT_POSTGRES.get(run.len())
+            };
             let query = run.iter().fold(sqlx::query(sql), |query, (row, link)| {
                 bind(query, row)
                     .bind(link.seq)
@@ -171,12 +176,14 @@ pub async fn insert_many_sealed(
                 .bind(first.seq - 1)
                 .bind(&first.prev)
                 .bind(last.seq)
-                .bind(&last.hash)
-                .bind(tenant)
-                .bind(first.seq - 1)
-                .bind(&first.prev);
-            let changes = super::group_commit::changes(conn, query).await?;
-            let moved = changes.last() == Some(&1);
+                .bind(&last.hash);
+            let moved = if sqlite {
+                let query = query.bind(tenant).bind(first.seq - 1).bind(&first.prev);
+                let changes = super::group_commit::changes(conn, query).await?;
+                changes.last() == Some(&1)
+            } else {
+                query.fetch_one(&mut *conn).await?.try_get::<bool, _>(0)?
+            };
             took.extend(std::iter::repeat_n(moved, run.len()));
         }
     }
@@ -196,6 +203,27 @@ fn sealed_insert_many_sql(rows: usize) -> String {
          (SELECT EXISTS (SELECT 1 FROM audit_chains WHERE {at_head}) AS linked) AS h; \
          UPDATE audit_chains SET head_seq = ?, head_hash = ? WHERE {at_head}",
         values_list(rows, 12, true)
+    )
+}
+
+/// The same on PostgreSQL, as one statement with numbered parameters (the rows' twelve each,
+/// then the tenant, the head the first link follows and the last link), answering whether the
+/// head moved. The head moves first: a sealing transaction of another connection may hold it,
+/// and the move then waits for its commit, finds the head elsewhere and leaves the rows
+/// unsealed. Two statements, as on SQLite, would each see the head as it stood when they began.
+fn sealed_insert_many_postgres_sql(rows: usize) -> String {
+    let tenant = rows * 12 + 1;
+    let (seq, prev, last_seq, last_hash) = (tenant + 1, tenant + 2, tenant + 3, tenant + 4);
+    format!(
+        "WITH moved AS (UPDATE audit_chains SET head_seq = ${last_seq}, head_hash = ${last_hash} \
+         WHERE tenant_id = ${tenant} AND head_seq = ${seq} AND head_hash = ${prev} RETURNING 1), \
+         written AS ({INSERT_COLUMNS}, chain_seq, chain_prev, chain_hash) SELECT v.column1, \
+         v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, \
+         CASE WHEN h.linked THEN v.column10 END, CASE WHEN h.linked THEN v.column11 END, \
+         CASE WHEN h.linked THEN v.column12 END \
+         FROM (VALUES {}) AS v, (SELECT EXISTS (SELECT 1 FROM moved) AS linked) AS h) \
+         SELECT EXISTS (SELECT 1 FROM moved)",
+        values_list(rows, 12, false)
     )
 }
 
@@ -225,6 +253,7 @@ impl ByRunLength {
 static INSERT_ANONYMOUS: ByRunLength = ByRunLength::new(|rows| insert_sql(rows, true));
 static INSERT_NUMBERED: ByRunLength = ByRunLength::new(|rows| insert_sql(rows, false));
 static SEALED_INSERT: ByRunLength = ByRunLength::new(sealed_insert_many_sql);
+static SEALED_INSERT_POSTGRES: ByRunLength = ByRunLength::new(sealed_insert_many_postgres_sql);
 static SEAL_ANONYMOUS: ByRunLength = ByRunLength::new(|rows| seal_sql(rows, true));
 static SEAL_NUMBERED: ByRunLength = ByRunLength::new(|rows| seal_sql(rows, false));
 
@@ -609,6 +638,18 @@ mod tests {
                 .ends_with("FROM (VALUES ($1, $2, $3, $4)) AS v WHERE audit_events.id = v.column1")
         );
         assert!(insert_sql(1, true).ends_with("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    }
+
+    #[test]
+    fn the_postgres_sealed_insert_numbers_the_head_after_the_rows() {
+        let sql = sealed_insert_many_postgres_sql(2);
+        assert!(sql.starts_with(
+            "WITH moved AS (UPDATE audit_chains SET head_seq = $28, head_hash = $29 \
+             WHERE tenant_id = $25 AND head_seq = $26 AND head_hash = $27 RETURNING 1)"
+        ));
+        assert!(sql.contains("(VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12), ($13,"));
+        assert!(sql.contains("$24)) AS v"));
+        assert_eq!(SEALED_INSERT_POSTGRES.get(2), sql);
     }
 
     #[test]

@@ -1,13 +1,13 @@
-//! Sealing audit rows as they are written, on SQLite. The sealing task (`audit::chain`) gives
-//! rows their place in their tenant's hash chain after the fact: each row written twice, once
-//! by its request and once by a sealing transaction with a durable commit of its own, both on
-//! SQLite's one writer. A batch of the group-commit writer already holds that writer, so it
-//! seals its audit rows (those of its chains and the lone ones) as it writes them instead,
-//! against the heads it keeps here. The heads are only the writer's belief: each sealed insert
-//! takes its seal only if the chain's head in the database is exactly the one it was reckoned
-//! from (`audit::sealed_insert_sql`, `audit::insert_many_sealed`), and is written unsealed, for
-//! the sealing task, otherwise. A head the writer got wrong costs a batch of unsealed rows,
-//! never a broken chain.
+//! Sealing audit rows as they are written. The sealing task (`audit::chain`) gives rows their
+//! place in their tenant's hash chain after the fact: each row written twice, once by its
+//! request and once by a sealing transaction with a durable commit of its own (on SQLite, both
+//! on its one writer). A batch of the group-commit writer seals its audit rows as it writes them
+//! instead (on SQLite those of its chains and the lone ones; on PostgreSQL, where each change
+//! commits on its own, the lone ones), against the heads it keeps here. The heads are only the
+//! writer's belief: each sealed insert takes its seal only if the chain's head in the database
+//! is exactly the one it was reckoned from (`audit::sealed_insert_sql`,
+//! `audit::insert_many_sealed`), and is written unsealed, for the sealing task, otherwise. A
+//! head the writer got wrong costs a batch of unsealed rows, never a broken chain.
 
 use std::{
     collections::HashMap,

@@ -218,8 +218,8 @@ impl Store {
     }
 
     /// Seals the audit rows written through the group commit as they are written, with
-    /// `digester` (SQLite: see `chain_heads`); other rows, and every row on PostgreSQL, are
-    /// sealed by the sealing task.
+    /// `digester` (see `chain_heads`; on PostgreSQL the lone rows only); other rows are sealed
+    /// by the sealing task.
     pub fn seal_audit_as_written(&self, digester: std::sync::Arc<crate::crypto::SecretDigester>) {
         self.writes.chain_heads().seal_with(digester);
     }
