@@ -53,6 +53,7 @@ REDIRECT = "http://127.0.0.1:9/cb"
 RESOURCE = "https://api.example"
 WORK = Path(tempfile.mkdtemp(prefix="bench-"))
 RUNNING: list[subprocess.Popen] = []
+DATABASES: list[str] = []  # PostgreSQL databases made for this run, dropped at its end
 # CPU affinity prefixes (taskset) for servers and load generators; set for the one-core pass.
 SERVER_PIN: list[str] = []
 LOAD_PIN: list[str] = []
@@ -119,6 +120,13 @@ def start(command: list[str], env: dict, ready_url: str | None, cwd=ROOT, ready_
                 sys.exit(f"{command[0]} exited early; see {log.name}")
             time.sleep(0.005)
     return process, time.monotonic() - began
+
+
+def drop_databases() -> None:
+    """Drops the PostgreSQL databases this run created (a few hundred MB each)."""
+    while DATABASES:
+        name = DATABASES.pop()
+        subprocess.run(["psql", PG_SERVER, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -219,6 +227,7 @@ def ours(backend: str, rows: int, work: Path = WORK):
     else:
         name = f"bench_{secrets.token_hex(4)}"
         subprocess.run(["psql", PG_SERVER, "-qc", f"CREATE DATABASE {name}"], check=True)
+        DATABASES.append(name)
         database = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
     unlimited = "1000000000"
     env = {
@@ -521,7 +530,7 @@ def main() -> None:
         for backend in ("sqlite", "postgres"):
             if backend in SKIP:
                 continue
-            rows = int(os.environ.get("ROWS", "400000" if backend == "sqlite" else "150000"))
+            rows = int(os.environ.get("ROWS", "400000" if backend == "sqlite" else "300000"))
             process, ready, target, env = ours(backend, rows)
             time.sleep(1)
             startup[target.name], idle[target.name] = ready, rss_kb(process.pid)
@@ -539,6 +548,7 @@ def main() -> None:
     finally:
         for process in list(RUNNING):
             stop(process)
+        drop_databases()
     text = report(measured, startup, idle, spread_results, one_core)
     (BENCH / "last-run.md").write_text(text)
     (BENCH / "last-run.json").write_text(json.dumps({"measured": measured, "startup": startup, "idle_kb": idle, "spread": spread_results, "one_core": one_core}, indent=1))
