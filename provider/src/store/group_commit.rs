@@ -440,19 +440,21 @@ async fn together(
     // heads they share in the same order, so they wait for each other but never deadlock.
     let mut rows: Vec<&AuditRow> = batch.iter().filter_map(|job| job.audit_row()).collect();
     rows.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
-    let written = async {
-        let Some(links) = heads.plan(&mut tx, &rows).await else {
-            audit::insert_many(&mut tx, &rows).await?;
-            return Ok(Vec::new());
+    let committed: StoreResult<Vec<(Link, bool)>> = async {
+        let links = match heads.plan(&mut tx, &rows).await {
+            Some(links) => {
+                let took = audit::insert_many_sealed(&mut tx, &rows, &links).await?;
+                links.into_iter().zip(took).collect()
+            }
+            None => {
+                audit::insert_many(&mut tx, &rows).await?;
+                Vec::new()
+            }
         };
-        let took = audit::insert_many_sealed(&mut tx, &rows, &links).await?;
-        Ok(links.into_iter().zip(took).collect::<Vec<_>>())
+        tx.commit().await?;
+        Ok(links)
     }
     .await;
-    let committed = match written {
-        Ok(links) => tx.commit().await.map(|()| links).map_err(StoreError::from),
-        Err(err) => Err(err),
-    };
     match committed {
         Ok(links) => {
             let seals = links.iter().map(|(link, took)| took.then_some(link));
