@@ -546,3 +546,32 @@ both_databases!(
     a_refused_audit_row_fails_alone,
     chained_writes_in_one_batch_each_get_their_own_outcome
 );
+
+/// PostgreSQL plans the sealing transactions for the tables as they are
+/// (`audit::plan_for_current_sizes`), and only them: the setting ends with the transaction, so
+/// the token endpoint's statements on the same connection keep their cached plans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_plans_sealing_for_current_sizes_only_while_it_seals() {
+    use sqlx::Acquire;
+
+    let s = TestServer::start(Backend::Postgres).await;
+    let mode = "SELECT current_setting('plan_cache_mode')";
+    let mut conn = s.state.store.writer().acquire().await.unwrap();
+    let before: String = sqlx::query_scalar(mode)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(before, "auto");
+
+    let mut tx = conn.begin().await.unwrap();
+    audit::plan_for_current_sizes(&mut tx).await.unwrap();
+    let inside: String = sqlx::query_scalar(mode).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(inside, "force_custom_plan");
+    tx.commit().await.unwrap();
+
+    let after: String = sqlx::query_scalar(mode)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(after, "auto", "the setting ended with the transaction");
+}

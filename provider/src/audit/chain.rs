@@ -92,6 +92,7 @@ pub async fn seal_at_most(
     let mut sealed = 0;
     while sealed < limit {
         let mut tx = store.begin().await?;
+        audit::plan_for_current_sizes(&mut tx).await?;
         audit::ensure_chain(&mut *tx, tenant, GENESIS).await?;
         let head = audit::lock_chain(&mut *tx, tenant).await?;
         let rows = audit::unsealed(&mut *tx, tenant, SEAL_BATCH).await?;

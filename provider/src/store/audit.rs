@@ -501,6 +501,20 @@ pub struct Seal {
     pub link: Link,
 }
 
+/// Makes PostgreSQL plan the rest of this transaction's statements for the tables as they are
+/// now. It keeps a prepared statement's generic plan for the connection's life, or until the
+/// next ANALYZE: one made while `audit_events` was small (a new database) reads all of it to
+/// find a batch's rows, and would go on doing so as it grows. The sealing transactions run a
+/// few times a second; planning each costs less than one such scan.
+pub async fn plan_for_current_sizes(conn: &mut sqlx::AnyConnection) -> StoreResult<()> {
+    if !super::is_sqlite(conn) {
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Seals rows with as few statements as power-of-two runs allow (sealing shares SQLite's one
 /// writer with every request, so each statement seals many rows), keeping a few prepared forms
 /// on the connection rather than one per batch size, which would push the token endpoint's own
