@@ -1,5 +1,6 @@
 //! Background upkeep, safe with any number of replicas: sealing new audit rows into their
-//! tenant's chain every second, dropping idle in-process rate-limit counters every minute, and
+//! tenant's chain (every second when idle, every tenth of a second while rows keep coming),
+//! dropping idle in-process rate-limit counters every minute, and
 //! once an hour purging what retention allows.
 
 use std::time::Duration;
@@ -12,8 +13,13 @@ use crate::{
     store::{self, StoreResult, audit as audit_store, retention, tenants},
 };
 
-/// How often new audit rows are sealed.
+/// How often the sealer looks for new audit rows while none came since its last pass.
 pub const SEAL_TICK: Duration = Duration::from_secs(1);
+/// How soon the sealer looks again after a pass that sealed rows. Under steady load it then
+/// seals a tenth of a second's rows at a time, not a second's in one burst: on PostgreSQL such
+/// a burst (about twenty transactions back to back at 2,600 grants/s) took a core from the
+/// token endpoint long enough to double its p99 at 80% of peak.
+pub const SEAL_BUSY_TICK: Duration = Duration::from_millis(100);
 /// How often idle in-process rate-limit counters are dropped.
 pub const PRUNE_TICK: Duration = Duration::from_secs(60);
 /// How often retention runs.
@@ -70,21 +76,33 @@ pub async fn purge_once(state: &AppState) -> StoreResult<Purged> {
     Ok(purged)
 }
 
+/// How long the sealer rests after a pass: briefly while rows keep coming, a full tick when
+/// there were none or the pass failed (a database that refused it gets a second to recover).
+fn next_seal_after(pass: &StoreResult<u64>) -> Duration {
+    match pass {
+        Ok(sealed) if *sealed > 0 => SEAL_BUSY_TICK,
+        _ => SEAL_TICK,
+    }
+}
+
 /// Runs sealing and retention until the process stops.
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut seal = tokio::time::interval(SEAL_TICK);
+        let seal = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(seal);
         let mut purge = tokio::time::interval(PURGE_TICK);
         let mut prune = tokio::time::interval(PRUNE_TICK);
-        for tick in [&mut seal, &mut purge, &mut prune] {
+        for tick in [&mut purge, &mut prune] {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
             tokio::select! {
-                _ = seal.tick() => {
-                    if let Err(err) = chain::seal_all(&state.store, &state.digester).await {
+                _ = &mut seal => {
+                    let sealed = chain::seal_all(&state.store, &state.digester).await;
+                    if let Err(err) = &sealed {
                         tracing::warn!(error = %err, "audit rows could not be sealed");
                     }
+                    seal.as_mut().reset(tokio::time::Instant::now() + next_seal_after(&sealed));
                 }
                 _ = prune.tick() => state.limits.prune(),
                 _ = purge.tick() => match purge_once(&state).await {
@@ -98,4 +116,19 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn sealer_comes_back_soon_only_after_sealing_rows() {
+        assert_eq!(next_seal_after(&Ok(1)), SEAL_BUSY_TICK);
+        assert_eq!(next_seal_after(&Ok(128)), SEAL_BUSY_TICK);
+        assert_eq!(next_seal_after(&Ok(0)), SEAL_TICK);
+        let refused = Err(StoreError::Corrupt("refused".to_owned()));
+        assert_eq!(next_seal_after(&refused), SEAL_TICK);
+    }
 }
