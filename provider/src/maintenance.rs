@@ -16,9 +16,9 @@ use crate::{
 /// How often the sealer looks for new audit rows while none came since its last pass.
 pub const SEAL_TICK: Duration = Duration::from_secs(1);
 /// How soon the sealer looks again after a pass that sealed rows. Under steady load it then
-/// seals a tenth of a second's rows at a time, not a second's in one burst: on PostgreSQL such
-/// a burst (about twenty transactions back to back at 2,600 grants/s) took a core from the
-/// token endpoint long enough to double its p99 at 80% of peak.
+/// seals a tenth of a second's rows at a time, not a second's in one burst (about twenty
+/// transactions back to back at 2,600 grants/s on PostgreSQL) that takes a core from the token
+/// endpoint all at once (bench/RESULTS.md, host S).
 pub const SEAL_BUSY_TICK: Duration = Duration::from_millis(100);
 /// How often idle in-process rate-limit counters are dropped.
 pub const PRUNE_TICK: Duration = Duration::from_secs(60);
