@@ -430,7 +430,10 @@ async fn seal_one_by_hand(s: &TestServer, tenant: &str) {
         .await
         .unwrap();
     let head = audit::chain(store.reader(), tenant).await.unwrap().unwrap();
-    let row = audit::unsealed(store.reader(), tenant, 1).await.unwrap();
+    let since = store.audit_sealed_below().map(audit::SealedBelow::get);
+    let row = audit::unsealed(store.reader(), tenant, since, 1)
+        .await
+        .unwrap();
     let mut moved = (head.head_seq, head.head_hash);
     let link = chain::next_link(digester, tenant, &mut moved, row[0].content());
     let mut tx = store.begin().await.unwrap();
@@ -574,4 +577,57 @@ async fn postgres_plans_sealing_for_current_sizes_only_while_it_seals() {
         .await
         .unwrap();
     assert_eq!(after, "auto", "the setting ended with the transaction");
+}
+
+/// On PostgreSQL the sealing task searches only rows of transactions that may have ended since
+/// its last complete pass (`audit::SealedBelow`), not the dead index entries every sealed row
+/// leaves behind: a row whose transaction was open during a pass is sealed by a later one, and
+/// the search then starts past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_seals_a_row_whose_transaction_outlived_a_pass() {
+    let s = TestServer::start(Backend::Postgres).await;
+    let tenant = s.create_tenant().await.id;
+    let (store, digester) = (&s.state.store, s.state.digester.as_ref());
+    let sealed_below = store
+        .audit_sealed_below()
+        .expect("PostgreSQL has a search start");
+
+    let mut open = store.begin().await.unwrap();
+    audit::insert(&mut *open, &audit_row(&tenant, "test.late", 0))
+        .await
+        .unwrap();
+    let open_xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&mut *open)
+        .await
+        .unwrap();
+    audit::insert(store.writer(), &audit_row(&tenant, "test.early", 0))
+        .await
+        .unwrap();
+    assert!(chain::seal_all(store, digester).await.unwrap() >= 1);
+    assert_eq!(
+        unsealed(&s, &tenant).await,
+        0,
+        "the open row is not seen yet"
+    );
+    assert!(
+        sealed_below.get() <= open_xid,
+        "the search may not start past a transaction still open"
+    );
+
+    open.commit().await.unwrap();
+    assert_eq!(unsealed(&s, &tenant).await, 1);
+    assert_eq!(chain::seal_all(store, digester).await.unwrap(), 1);
+    assert_eq!(unsealed(&s, &tenant).await, 0, "the late row is sealed");
+    assert_whole_once_sealed(&s, &tenant).await;
+
+    // Other tests' transactions on the same server may hold the horizon back a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sealed_below.get() <= open_xid {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the search start moves past the late row's transaction"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(chain::seal_all(store, digester).await.unwrap(), 0);
+    }
 }

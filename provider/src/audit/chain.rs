@@ -95,7 +95,8 @@ pub async fn seal_at_most(
         audit::plan_for_current_sizes(&mut tx).await?;
         audit::ensure_chain(&mut *tx, tenant, GENESIS).await?;
         let head = audit::lock_chain(&mut *tx, tenant).await?;
-        let rows = audit::unsealed(&mut *tx, tenant, SEAL_BATCH).await?;
+        let since = store.audit_sealed_below().map(audit::SealedBelow::get);
+        let rows = audit::unsealed(&mut *tx, tenant, since, SEAL_BATCH).await?;
         if rows.is_empty() {
             store::commit(tx).await?;
             return Ok(sealed);
@@ -126,9 +127,20 @@ pub async fn seal_at_most(
 
 /// Seals every tenant's pending rows; returns how many.
 pub async fn seal_all(store: &Store, digester: &SecretDigester) -> StoreResult<u64> {
+    // On PostgreSQL: every transaction below `ended` has ended before the search, so once this
+    // pass has sealed all it finds, every row they wrote is sealed and later passes start there.
+    let sealed_below = store.audit_sealed_below();
+    let ended = match sealed_below {
+        Some(_) => Some(audit::ended_below(store.reader()).await?),
+        None => None,
+    };
+    let since = sealed_below.map(audit::SealedBelow::get);
     let mut sealed = 0;
-    for tenant in audit::unsealed_tenants(store.reader()).await? {
+    for tenant in audit::unsealed_tenants(store.reader(), since).await? {
         sealed += seal(store, digester, &tenant).await?;
+    }
+    if let (Some(sealed_below), Some(ended)) = (sealed_below, ended) {
+        sealed_below.advance_to(ended);
     }
     Ok(sealed)
 }

@@ -1,7 +1,10 @@
 //! The `audit_events` table: append-only rows, written in the transaction of the change they
 //! describe.
 
-use std::sync::OnceLock;
+use std::sync::{
+    Arc, OnceLock,
+    atomic::{AtomicI64, Ordering},
+};
 
 use sqlx::{Any, Executor, Row, any::AnyArguments, query::Query};
 
@@ -404,14 +407,57 @@ pub struct ChainHead {
     pub anchor_hash: String,
 }
 
-/// Tenants (and the `_system` bucket) with rows not yet sealed.
+/// Where the search for unsealed rows starts: on PostgreSQL, a transaction id below which
+/// every row is sealed, learnt pass by pass (see migration 0022 there: sealed rows leave dead
+/// entries in the index of unsealed ones until VACUUM, and a search from the start would walk
+/// them all). SQLite drops an index entry with its row and needs no start.
+#[derive(Clone, Debug, Default)]
+pub struct SealedBelow(Arc<AtomicI64>);
+
+impl SealedBelow {
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Records that every row written below `xid` is sealed.
+    pub fn advance_to(&self, xid: i64) {
+        self.0.fetch_max(xid, Ordering::AcqRel);
+    }
+}
+
+/// The xmin of a new snapshot (PostgreSQL): every transaction below it has ended, so every row
+/// it wrote is visible to any later statement, or never will be.
+pub async fn ended_below<'e>(db: impl Executor<'e, Database = Any>) -> StoreResult<i64> {
+    let xid = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        .fetch_one(db)
+        .await?;
+    Ok(xid)
+}
+
+/// Tenants (and the `_system` bucket) with rows not yet sealed; on PostgreSQL, among rows
+/// written from transaction `since` on.
 pub async fn unsealed_tenants<'e>(
     db: impl Executor<'e, Database = Any>,
+    since: Option<i64>,
 ) -> StoreResult<Vec<String>> {
-    let tenants =
-        sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_events WHERE chain_seq IS NULL")
+    let tenants = match since {
+        None => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT tenant_id FROM audit_events WHERE chain_seq IS NULL",
+            )
             .fetch_all(db)
-            .await?;
+            .await?
+        }
+        Some(since) => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT tenant_id FROM audit_events \
+                 WHERE written_by >= $1::text::xid8 AND chain_seq IS NULL",
+            )
+            .bind(since)
+            .fetch_all(db)
+            .await?
+        }
+    };
     Ok(tenants)
 }
 
@@ -462,22 +508,38 @@ pub async fn chain<'e>(
     Ok(head)
 }
 
-/// The tenant's oldest rows not yet sealed, in insertion order.
+/// The tenant's oldest rows not yet sealed: in insertion order on SQLite, and on PostgreSQL,
+/// among rows written from transaction `since` on, in the order their transactions began.
 pub async fn unsealed<'e>(
     db: impl Executor<'e, Database = Any>,
     tenant_id: &str,
+    since: Option<i64>,
     limit: i64,
 ) -> StoreResult<Vec<StoredAudit>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NULL \
-         ORDER BY id LIMIT $2"
-    );
-    let rows = sqlx::query_as::<_, StoredAudit>(&sql)
+    static BY_ID: OnceLock<String> = OnceLock::new();
+    static BY_WRITER: OnceLock<String> = OnceLock::new();
+    let sql = match since {
+        None => BY_ID.get_or_init(|| {
+            format!(
+                "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NULL \
+                 ORDER BY id LIMIT $2"
+            )
+        }),
+        Some(_) => BY_WRITER.get_or_init(|| {
+            format!(
+                "SELECT {COLUMNS} FROM audit_events WHERE written_by >= $3::text::xid8 \
+                 AND tenant_id = $1 AND chain_seq IS NULL ORDER BY written_by, id LIMIT $2"
+            )
+        }),
+    };
+    let query = sqlx::query_as::<_, StoredAudit>(sql)
         .bind(tenant_id)
-        .bind(limit)
-        .fetch_all(db)
-        .await?;
-    Ok(rows)
+        .bind(limit);
+    let query = match since {
+        None => query,
+        Some(since) => query.bind(since),
+    };
+    Ok(query.fetch_all(db).await?)
 }
 
 /// How many of the tenant's rows wait to be sealed.

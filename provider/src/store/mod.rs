@@ -114,6 +114,7 @@ pub struct Store {
     writer: AnyPool,
     backend: Backend,
     writes: group_commit::Writer,
+    sealed_below: audit::SealedBelow,
 }
 
 impl Store {
@@ -140,6 +141,7 @@ impl Store {
                     writes: group_commit::Writer::batching(writer.clone()),
                     writer,
                     backend: Backend::Sqlite,
+                    sealed_below: audit::SealedBelow::default(),
                 })
             }
             Backend::Postgres => {
@@ -169,6 +171,7 @@ impl Store {
                     reader: warm,
                     writer: pool,
                     backend: Backend::Postgres,
+                    sealed_below: audit::SealedBelow::default(),
                 })
             }
         }
@@ -228,6 +231,12 @@ impl Store {
     /// inside its transaction).
     pub fn forget_chain_head(&self, tenant: &str) {
         self.writes.chain_heads().forget(tenant);
+    }
+
+    /// Where the sealer's search for unsealed audit rows starts (PostgreSQL; see
+    /// `audit::SealedBelow`).
+    pub fn audit_sealed_below(&self) -> Option<&audit::SealedBelow> {
+        (self.backend == Backend::Postgres).then_some(&self.sealed_below)
     }
 
     /// The pool for a single write that needs no transaction.
