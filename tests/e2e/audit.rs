@@ -330,8 +330,27 @@ async fn the_chain_verifies_and_tampering_shows(backend: Backend) {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("0 not sealed yet"), "{out}");
     let db = w.s.state.store.writer();
+    if backend == Backend::Postgres {
+        // There a seal is a row of its own: altering it breaks the chain as well.
+        let seal = "SELECT hash FROM audit_seals WHERE tenant_id = $1 AND seq = 4";
+        let hash: String = sqlx::query_scalar(seal)
+            .bind(&tenant)
+            .fetch_one(db)
+            .await
+            .unwrap();
+        let set = "UPDATE audit_seals SET hash = $2 WHERE tenant_id = $1 AND seq = 4";
+        let forged = "0".repeat(64);
+        for (hash, broken) in [(&forged, true), (&hash, false)] {
+            let query = sqlx::query(set).bind(&tenant).bind(hash);
+            query.execute(db).await.unwrap();
+            let (code, out) = verify(&w.s, &tenant, None).await;
+            assert_eq!(code, i32::from(broken), "{out}");
+            assert_eq!(out.contains("row 4 was altered"), broken, "{out}");
+        }
+    }
     sqlx::query(
-        "UPDATE audit_events SET ip = '203.0.113.9' WHERE tenant_id = $1 AND chain_seq = 3",
+        "UPDATE audit_events SET ip = '203.0.113.9' \
+         WHERE id = (SELECT id FROM audit_rows WHERE tenant_id = $1 AND chain_seq = 3)",
     )
     .bind(&tenant)
     .execute(db)
@@ -340,11 +359,9 @@ async fn the_chain_verifies_and_tampering_shows(backend: Backend) {
     let (code, out) = verify(&w.s, &tenant, None).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("row 3 was altered"), "{out}");
-    sqlx::query("DELETE FROM audit_events WHERE tenant_id = $1 AND chain_seq = 3")
-        .bind(&tenant)
-        .execute(db)
-        .await
-        .unwrap();
+    let remove = "DELETE FROM audit_events \
+                  WHERE id = (SELECT id FROM audit_rows WHERE tenant_id = $1 AND chain_seq = 3)";
+    sqlx::query(remove).bind(&tenant).execute(db).await.unwrap();
     let (code, out) = verify(&w.s, &tenant, None).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("rows after 2 are missing"), "{out}");

@@ -339,7 +339,7 @@ async fn revoke_all(s: &TestServer, tenant: &str, jtis: &[String]) -> usize {
 }
 
 async fn unsealed(s: &TestServer, tenant: &str) -> i64 {
-    let sql = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NULL";
+    let sql = "SELECT COUNT(*) FROM audit_rows WHERE tenant_id = $1 AND chain_seq IS NULL";
     sqlx::query_scalar(sql)
         .bind(tenant)
         .fetch_one(s.state.store.reader())
@@ -441,7 +441,7 @@ async fn seal_one_by_hand(s: &TestServer, tenant: &str) {
         id: row[0].id,
         link,
     };
-    audit::seal_rows(&mut tx, &[seal]).await.unwrap();
+    audit::seal_rows(&mut tx, tenant, &[seal]).await.unwrap();
     audit::set_head(&mut *tx, tenant, moved.0, &moved.1)
         .await
         .unwrap();

@@ -109,7 +109,7 @@ pub async fn seal_at_most(
                 link: next_link(digester, tenant, &mut head, row.content()),
             })
             .collect();
-        audit::seal_rows(&mut tx, &seals).await?;
+        audit::seal_rows(&mut tx, tenant, &seals).await?;
         audit::set_head(&mut *tx, tenant, head.0, &head.1).await?;
         // The writer, which seals rows as it writes them, reads the head again after this. On
         // SQLite it cannot run a batch while this transaction holds the one writer; on

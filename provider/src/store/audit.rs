@@ -1,5 +1,7 @@
 //! The `audit_events` table: append-only rows, written in the transaction of the change they
-//! describe.
+//! describe, and their seals. On SQLite a seal is part of its row; on PostgreSQL it is a row of
+//! `audit_seals`, so that sealing inserts instead of updating (migration 0023 there). Reads go
+//! through the `audit_rows` view, each row with its seal, the same on both.
 
 use std::sync::{
     Arc, OnceLock,
@@ -214,17 +216,20 @@ fn sealed_insert_many_sql(rows: usize) -> String {
 /// head moved. The head moves first: a sealing transaction of another connection may hold it,
 /// and the move then waits for its commit, finds the head elsewhere and leaves the rows
 /// unsealed. Two statements, as on SQLite, would each see the head as it stood when they began.
+/// Seals go in `audit_seals` (migration 0023 there), so each row takes its id before it is
+/// written, for its seal to name.
 fn sealed_insert_many_postgres_sql(rows: usize) -> String {
     let tenant = rows * 12 + 1;
     let (seq, prev, last_seq, last_hash) = (tenant + 1, tenant + 2, tenant + 3, tenant + 4);
     format!(
         "WITH moved AS (UPDATE audit_chains SET head_seq = ${last_seq}, head_hash = ${last_hash} \
          WHERE tenant_id = ${tenant} AND head_seq = ${seq} AND head_hash = ${prev} RETURNING 1), \
-         written AS ({INSERT_COLUMNS}, chain_seq, chain_prev, chain_hash) SELECT v.column1, \
-         v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, \
-         CASE WHEN h.linked THEN v.column10 END, CASE WHEN h.linked THEN v.column11 END, \
-         CASE WHEN h.linked THEN v.column12 END \
-         FROM (VALUES {}) AS v, (SELECT EXISTS (SELECT 1 FROM moved) AS linked) AS h) \
+         v AS (SELECT nextval('audit_events_id_seq') AS id, * FROM (VALUES {}) AS r), \
+         written AS (INSERT INTO audit_events (id, tenant_id, occurred_at_ms, event, client_id, \
+         user_id, ip, user_agent, request_id, details) OVERRIDING SYSTEM VALUE SELECT id, \
+         column1, column2, column3, column4, column5, column6, column7, column8, column9 FROM v), \
+         sealed AS (INSERT INTO audit_seals (tenant_id, seq, event_id, prev, hash) \
+         SELECT column1, column10, id, column11, column12 FROM v WHERE EXISTS (SELECT 1 FROM moved)) \
          SELECT EXISTS (SELECT 1 FROM moved)",
         values_list(rows, 12, false)
     )
@@ -257,8 +262,8 @@ static INSERT_ANONYMOUS: ByRunLength = ByRunLength::new(|rows| insert_sql(rows, 
 static INSERT_NUMBERED: ByRunLength = ByRunLength::new(|rows| insert_sql(rows, false));
 static SEALED_INSERT: ByRunLength = ByRunLength::new(sealed_insert_many_sql);
 static SEALED_INSERT_POSTGRES: ByRunLength = ByRunLength::new(sealed_insert_many_postgres_sql);
-static SEAL_ANONYMOUS: ByRunLength = ByRunLength::new(|rows| seal_sql(rows, true));
-static SEAL_NUMBERED: ByRunLength = ByRunLength::new(|rows| seal_sql(rows, false));
+static SEAL_ANONYMOUS: ByRunLength = ByRunLength::new(seal_sql);
+static SEAL_INSERT: ByRunLength = ByRunLength::new(seal_insert_sql);
 
 /// `items` cut into runs of at most `most` whose lengths are powers of two, longest first, so
 /// that multi-row statements come in a few prepared forms, not one per count.
@@ -346,7 +351,7 @@ pub async fn list<'e>(
     limit: i64,
 ) -> StoreResult<Vec<StoredAudit>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND id > $2 \
+        "SELECT {COLUMNS} FROM audit_rows WHERE tenant_id = $1 AND id > $2 \
          AND ($3 = '' OR event = $3) ORDER BY id LIMIT $4"
     );
     let rows = sqlx::query_as::<_, StoredAudit>(&sql)
@@ -378,7 +383,7 @@ pub async fn export_page<'e>(
     limit: i64,
 ) -> StoreResult<Vec<StoredAudit>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND chain_seq > $2 \
+        "SELECT {COLUMNS} FROM audit_rows WHERE tenant_id = $1 AND chain_seq > $2 \
          AND occurred_at_ms >= $3 AND occurred_at_ms < $4 AND ($5 = '' OR event = $5) \
          AND ($6 = '' OR user_id = $6) AND ($7 = '' OR client_id = $7) \
          ORDER BY chain_seq LIMIT $8"
@@ -408,9 +413,9 @@ pub struct ChainHead {
 }
 
 /// Where the search for unsealed rows starts: on PostgreSQL, a transaction id below which
-/// every row is sealed, learnt pass by pass (see migration 0022 there: sealed rows leave dead
-/// entries in the index of unsealed ones until VACUUM, and a search from the start would walk
-/// them all). SQLite drops an index entry with its row and needs no start.
+/// every row is sealed, learnt pass by pass (migrations 0022 and 0023 there: the index the
+/// search reads holds every row, sealed or not, so a search from its start would walk them
+/// all). SQLite's index holds unsealed rows only, and needs no start.
 #[derive(Clone, Debug, Default)]
 pub struct SealedBelow(Arc<AtomicI64>);
 
@@ -442,23 +447,32 @@ pub async fn unsealed_tenants<'e>(
 ) -> StoreResult<Vec<String>> {
     let tenants = match since {
         None => {
-            sqlx::query_scalar(
-                "SELECT DISTINCT tenant_id FROM audit_events WHERE chain_seq IS NULL",
-            )
-            .fetch_all(db)
-            .await?
+            sqlx::query_scalar("SELECT DISTINCT tenant_id FROM audit_rows WHERE chain_seq IS NULL")
+                .fetch_all(db)
+                .await?
         }
         Some(since) => {
-            sqlx::query_scalar(
-                "SELECT DISTINCT tenant_id FROM audit_events \
-                 WHERE written_by >= $1::text::xid8 AND chain_seq IS NULL",
-            )
+            sqlx::query_scalar(&format!(
+                "SELECT DISTINCT tenant_id FROM audit_events e WHERE {}",
+                unsealed_since(1)
+            ))
             .bind(since)
             .fetch_all(db)
             .await?
         }
     };
     Ok(tenants)
+}
+
+/// On PostgreSQL, the condition on `audit_events e` that its row was written from transaction
+/// `$since` on and has no seal yet. Written out rather than read through `audit_rows`, whose
+/// outer join the planner would not turn into an anti-join for `chain_seq IS NULL` (it reads
+/// both tables whole for that).
+fn unsealed_since(since: usize) -> String {
+    format!(
+        "written_by >= ${since}::text::xid8 \
+         AND NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.event_id = e.id)"
+    )
 }
 
 /// Creates the tenant's chain if it has none yet.
@@ -521,14 +535,17 @@ pub async fn unsealed<'e>(
     let sql = match since {
         None => BY_ID.get_or_init(|| {
             format!(
-                "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NULL \
+                "SELECT {COLUMNS} FROM audit_rows WHERE tenant_id = $1 AND chain_seq IS NULL \
                  ORDER BY id LIMIT $2"
             )
         }),
         Some(_) => BY_WRITER.get_or_init(|| {
             format!(
-                "SELECT {COLUMNS} FROM audit_events WHERE written_by >= $3::text::xid8 \
-                 AND tenant_id = $1 AND chain_seq IS NULL ORDER BY written_by, id LIMIT $2"
+                "SELECT id, occurred_at_ms, event, client_id, user_id, ip, user_agent, \
+                 request_id, details, NULL::bigint AS chain_seq, NULL::text AS chain_prev, \
+                 NULL::text AS chain_hash FROM audit_events e WHERE tenant_id = $1 AND {} \
+                 ORDER BY written_by, id LIMIT $2",
+                unsealed_since(3)
             )
         }),
     };
@@ -548,7 +565,7 @@ pub async fn unsealed_count<'e>(
     tenant_id: &str,
 ) -> StoreResult<i64> {
     let count = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NULL",
+        "SELECT COUNT(*) FROM audit_rows WHERE tenant_id = $1 AND chain_seq IS NULL",
     )
     .bind(tenant_id)
     .fetch_one(db)
@@ -577,18 +594,22 @@ pub async fn plan_for_current_sizes(conn: &mut sqlx::AnyConnection) -> StoreResu
     Ok(())
 }
 
-/// Seals rows with as few statements as power-of-two runs allow (sealing shares SQLite's one
-/// writer with every request, so each statement seals many rows), keeping a few prepared forms
-/// on the connection rather than one per batch size, which would push the token endpoint's own
-/// statements out of its cache.
-pub async fn seal_rows(conn: &mut sqlx::AnyConnection, seals: &[Seal]) -> StoreResult<()> {
+/// Seals rows of the tenant with as few statements as power-of-two runs allow (sealing shares
+/// SQLite's one writer with every request, so each statement seals many rows), keeping a few
+/// prepared forms on the connection rather than one per batch size, which would push the token
+/// endpoint's own statements out of its cache.
+pub async fn seal_rows(
+    conn: &mut sqlx::AnyConnection,
+    tenant_id: &str,
+    seals: &[Seal],
+) -> StoreResult<()> {
     // Plain `?` on SQLite, as in `insert_many`: it binds in order, where `$n` is looked up by
     // name, which costs quadratic time in the number of parameters.
-    let anonymous = super::is_sqlite(conn);
-    let statements = if anonymous {
+    let sqlite = super::is_sqlite(conn);
+    let statements = if sqlite {
         &SEAL_ANONYMOUS
     } else {
-        &SEAL_NUMBERED
+        &SEAL_INSERT
     };
     for run in power_of_two_runs(seals, usize::MAX) {
         let sql = statements.get(run.len());
@@ -599,18 +620,30 @@ pub async fn seal_rows(conn: &mut sqlx::AnyConnection, seals: &[Seal]) -> StoreR
                 .bind(&seal.link.prev)
                 .bind(&seal.link.hash)
         });
+        let query = if sqlite { query } else { query.bind(tenant_id) };
         query.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// The update that seals `rows` rows, with `?` or numbered parameters.
-fn seal_sql(rows: usize, anonymous: bool) -> String {
+/// The update that seals `rows` rows on SQLite, where the seal is part of the row.
+fn seal_sql(rows: usize) -> String {
     // Both databases name the columns of a VALUES list column1, column2, ...
     format!(
         "UPDATE audit_events SET chain_seq = v.column2, chain_prev = v.column3, \
          chain_hash = v.column4 FROM (VALUES {}) AS v WHERE audit_events.id = v.column1",
-        values_list(rows, 4, anonymous)
+        values_list(rows, 4, true)
+    )
+}
+
+/// The insert of `rows` seals on PostgreSQL, where seals have a table of their own: each row's
+/// id, sequence, previous hash and hash, then the tenant.
+fn seal_insert_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO audit_seals (event_id, seq, prev, hash, tenant_id) \
+         SELECT v.column1, v.column2, v.column3, v.column4, ${} FROM (VALUES {}) AS v",
+        rows * 4 + 1,
+        values_list(rows, 4, false)
     )
 }
 
@@ -637,7 +670,7 @@ pub async fn sealed_after<'e>(
     limit: i64,
 ) -> StoreResult<Vec<StoredAudit>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND chain_seq > $2 \
+        "SELECT {COLUMNS} FROM audit_rows WHERE tenant_id = $1 AND chain_seq > $2 \
          ORDER BY chain_seq LIMIT $3"
     );
     let rows = sqlx::query_as::<_, StoredAudit>(&sql)
@@ -657,9 +690,9 @@ pub async fn last_sealed_before<'e>(
 ) -> StoreResult<Option<(i64, String)>> {
     // Chain order and time order may differ by a moment; purge only a prefix of the chain.
     let row = sqlx::query_as::<_, (i64, String)>(
-        "SELECT chain_seq, chain_hash FROM audit_events WHERE tenant_id = $1 \
+        "SELECT chain_seq, chain_hash FROM audit_rows WHERE tenant_id = $1 \
          AND chain_seq IS NOT NULL AND chain_seq < COALESCE((SELECT MIN(chain_seq) \
-         FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NOT NULL \
+         FROM audit_rows WHERE tenant_id = $1 AND chain_seq IS NOT NULL \
          AND occurred_at_ms >= $2), 9223372036854775807) \
          ORDER BY chain_seq DESC LIMIT 1",
     )
@@ -678,14 +711,18 @@ pub async fn purge_through(
     seq: i64,
     hash: &str,
 ) -> StoreResult<u64> {
-    let deleted = sqlx::query(
+    let sql = if super::is_sqlite(tx) {
         "DELETE FROM audit_events WHERE tenant_id = $1 AND chain_seq IS NOT NULL \
-         AND chain_seq <= $2",
-    )
-    .bind(tenant_id)
-    .bind(seq)
-    .execute(&mut **tx)
-    .await?;
+         AND chain_seq <= $2"
+    } else {
+        "WITH gone AS (DELETE FROM audit_seals WHERE tenant_id = $1 AND seq <= $2 \
+         RETURNING event_id) DELETE FROM audit_events WHERE id IN (SELECT event_id FROM gone)"
+    };
+    let deleted = sqlx::query(sql)
+        .bind(tenant_id)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(
         "UPDATE audit_chains SET anchor_seq = $2, anchor_hash = $3 \
          WHERE tenant_id = $1 AND anchor_seq < $2",
@@ -710,8 +747,12 @@ mod tests {
         );
         assert_eq!(values_list(2, 4, true), "(?, ?, ?, ?), (?, ?, ?, ?)");
         assert!(
-            seal_sql(1, false)
-                .ends_with("FROM (VALUES ($1, $2, $3, $4)) AS v WHERE audit_events.id = v.column1")
+            seal_sql(1)
+                .ends_with("FROM (VALUES (?, ?, ?, ?)) AS v WHERE audit_events.id = v.column1")
+        );
+        assert!(
+            seal_insert_sql(2)
+                .ends_with("v.column4, $9 FROM (VALUES ($1, $2, $3, $4), ($5, $6, $7, $8)) AS v")
         );
         assert!(insert_sql(1, true).ends_with("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     }
@@ -724,7 +765,7 @@ mod tests {
              WHERE tenant_id = $25 AND head_seq = $26 AND head_hash = $27 RETURNING 1)"
         ));
         assert!(sql.contains("(VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12), ($13,"));
-        assert!(sql.contains("$24)) AS v"));
+        assert!(sql.contains("$24)) AS r)"));
         assert_eq!(SEALED_INSERT_POSTGRES.get(2), sql);
     }
 
@@ -746,7 +787,7 @@ mod tests {
         assert_eq!(four, insert_sql(4, false));
         assert!(std::ptr::eq(four, INSERT_NUMBERED.get(4)));
         assert_eq!(INSERT_NUMBERED.get(8), insert_sql(8, false));
-        assert_eq!(SEAL_ANONYMOUS.get(1), seal_sql(1, true));
+        assert_eq!(SEAL_ANONYMOUS.get(1), seal_sql(1));
         assert_eq!(SEALED_INSERT.get(2), sealed_insert_many_sql(2));
     }
 
