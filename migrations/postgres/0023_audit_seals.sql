@@ -23,6 +23,17 @@ INSERT INTO audit_seals (tenant_id, seq, event_id, prev, hash)
     SELECT tenant_id, chain_seq, id, chain_prev, chain_hash FROM audit_events
     WHERE chain_seq IS NOT NULL;
 
+-- Where the sealing task's search starts (`store::audit::SealedBelow`), kept across restarts:
+-- every row written below it is sealed. From here on, the oldest row still unsealed, or the
+-- oldest transaction still open, whichever is older.
+CREATE TABLE audit_sealed_below (
+    xid BIGINT NOT NULL
+);
+INSERT INTO audit_sealed_below (xid)
+    SELECT LEAST(
+        (SELECT MIN(written_by)::text::bigint FROM audit_events WHERE chain_seq IS NULL),
+        pg_snapshot_xmin(pg_current_snapshot())::text::bigint);
+
 DROP INDEX audit_events_unsealed;
 DROP INDEX audit_events_by_chain;
 ALTER TABLE audit_events DROP COLUMN chain_seq, DROP COLUMN chain_prev, DROP COLUMN chain_hash;

@@ -580,9 +580,9 @@ async fn postgres_plans_sealing_for_current_sizes_only_while_it_seals() {
 }
 
 /// On PostgreSQL the sealing task searches only rows of transactions that may have ended since
-/// its last complete pass (`audit::SealedBelow`), not the dead index entries every sealed row
-/// leaves behind: a row whose transaction was open during a pass is sealed by a later one, and
-/// the search then starts past it.
+/// its last complete pass (`audit::SealedBelow`), not every row ever written: a row whose
+/// transaction was open during a pass is sealed by a later one, and the search then starts
+/// past it, in this process and in the start kept for the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_seals_a_row_whose_transaction_outlived_a_pass() {
     let s = TestServer::start(Backend::Postgres).await;
@@ -622,12 +622,29 @@ async fn postgres_seals_a_row_whose_transaction_outlived_a_pass() {
 
     // Other tests' transactions on the same server may hold the horizon back a moment.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while sealed_below.get() <= open_xid {
+    let kept = || async {
+        let sql = "SELECT xid FROM audit_sealed_below";
+        let xid: i64 = sqlx::query_scalar(sql)
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+        xid
+    };
+    while sealed_below.get() <= open_xid || kept().await <= open_xid {
         assert!(
             std::time::Instant::now() < deadline,
-            "the search start moves past the late row's transaction"
+            "the search start, here and kept, moves past the late row's transaction"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(chain::seal_all(store, digester).await.unwrap(), 0);
     }
+    let kept: i64 = sqlx::query_scalar("SELECT xid FROM audit_sealed_below")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        sealed_below.get(),
+        "a restart starts where this left off"
+    );
 }

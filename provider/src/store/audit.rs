@@ -415,7 +415,9 @@ pub struct ChainHead {
 /// Where the search for unsealed rows starts: on PostgreSQL, a transaction id below which
 /// every row is sealed, learnt pass by pass (migrations 0022 and 0023 there: the index the
 /// search reads holds every row, sealed or not, so a search from its start would walk them
-/// all). SQLite's index holds unsealed rows only, and needs no start.
+/// all). It is kept in `audit_sealed_below` too, so that a restart, or another replica, does
+/// not begin by walking the whole table. SQLite's index holds unsealed rows only, and needs no
+/// start.
 #[derive(Clone, Debug, Default)]
 pub struct SealedBelow(Arc<AtomicI64>);
 
@@ -424,9 +426,30 @@ impl SealedBelow {
         self.0.load(Ordering::Acquire)
     }
 
-    /// Records that every row written below `xid` is sealed.
-    pub fn advance_to(&self, xid: i64) {
-        self.0.fetch_max(xid, Ordering::AcqRel);
+    /// The start, read from the database the first time (this process has learnt none yet).
+    pub async fn start<'e>(&self, db: impl Executor<'e, Database = Any>) -> StoreResult<i64> {
+        if self.get() == 0 {
+            let kept = sqlx::query_scalar("SELECT xid FROM audit_sealed_below")
+                .fetch_one(db)
+                .await?;
+            self.0.fetch_max(kept, Ordering::AcqRel);
+        }
+        Ok(self.get())
+    }
+
+    /// Records that every row written below `xid` is sealed, here and in the database.
+    pub async fn advance_to<'e>(
+        &self,
+        db: impl Executor<'e, Database = Any>,
+        xid: i64,
+    ) -> StoreResult<()> {
+        if self.0.fetch_max(xid, Ordering::AcqRel) < xid {
+            sqlx::query("UPDATE audit_sealed_below SET xid = GREATEST(xid, $1)")
+                .bind(xid)
+                .execute(db)
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -467,10 +490,14 @@ pub async fn unsealed_tenants<'e>(
 /// On PostgreSQL, the condition on `audit_events e` that its row was written from transaction
 /// `$since` on and has no seal yet. Written out rather than read through `audit_rows`, whose
 /// outer join the planner would not turn into an anti-join for `chain_seq IS NULL` (it reads
-/// both tables whole for that).
+/// both tables whole for that). The upper bound leaves out nothing (a statement sees only rows
+/// written below its snapshot's xmax), but it tells the planner the range is narrow: with an
+/// open-ended one and no statistics yet (a new table, or autovacuum off) it read all of the
+/// tenant's rows through its index by time instead, and sorted them.
 fn unsealed_since(since: usize) -> String {
     format!(
         "written_by >= ${since}::text::xid8 \
+         AND written_by < pg_snapshot_xmax(pg_current_snapshot()) \
          AND NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.event_id = e.id)"
     )
 }
