@@ -95,10 +95,7 @@ pub async fn seal_at_most(
         audit::plan_for_current_sizes(&mut tx).await?;
         audit::ensure_chain(&mut *tx, tenant, GENESIS).await?;
         let head = audit::lock_chain(&mut *tx, tenant).await?;
-        let since = match store.audit_sealed_below() {
-            Some(sealed_below) => Some(sealed_below.start(&mut *tx).await?),
-            None => None,
-        };
+        let since = store.audit_search_start(&mut *tx).await?;
         let rows = audit::unsealed(&mut *tx, tenant, since, SEAL_BATCH).await?;
         if rows.is_empty() {
             store::commit(tx).await?;
@@ -137,10 +134,7 @@ pub async fn seal_all(store: &Store, digester: &SecretDigester) -> StoreResult<u
         Some(_) => Some(audit::ended_below(store.reader()).await?),
         None => None,
     };
-    let since = match sealed_below {
-        Some(sealed_below) => Some(sealed_below.start(store.reader()).await?),
-        None => None,
-    };
+    let since = store.audit_search_start(store.reader()).await?;
     let mut sealed = 0;
     for tenant in audit::unsealed_tenants(store.reader(), since).await? {
         sealed += seal(store, digester, &tenant).await?;

@@ -475,13 +475,14 @@ pub async fn unsealed_tenants<'e>(
                 .await?
         }
         Some(since) => {
-            sqlx::query_scalar(&format!(
-                "SELECT DISTINCT tenant_id FROM audit_events e WHERE {}",
-                unsealed_since(1)
-            ))
-            .bind(since)
-            .fetch_all(db)
-            .await?
+            static SQL: OnceLock<String> = OnceLock::new();
+            let sql = SQL.get_or_init(|| {
+                format!(
+                    "SELECT DISTINCT tenant_id FROM audit_events e WHERE {}",
+                    unsealed_since(1)
+                )
+            });
+            sqlx::query_scalar(sql).bind(since).fetch_all(db).await?
         }
     };
     Ok(tenants)

@@ -30,7 +30,7 @@ pub mod web_sessions;
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
-    Any, AnyPool, Transaction,
+    Any, AnyPool, Executor, Transaction,
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
 };
@@ -237,6 +237,18 @@ impl Store {
     /// `audit::SealedBelow`).
     pub fn audit_sealed_below(&self) -> Option<&audit::SealedBelow> {
         (self.backend == Backend::Postgres).then_some(&self.sealed_below)
+    }
+
+    /// The transaction the sealer's search starts from: on PostgreSQL, `audit_sealed_below`'s
+    /// start (read from the database the first time); SQLite needs none.
+    pub async fn audit_search_start<'e>(
+        &self,
+        db: impl Executor<'e, Database = Any>,
+    ) -> StoreResult<Option<i64>> {
+        match self.audit_sealed_below() {
+            Some(sealed_below) => Ok(Some(sealed_below.start(db).await?)),
+            None => Ok(None),
+        }
     }
 
     /// The pool for a single write that needs no transaction.
