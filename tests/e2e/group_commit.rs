@@ -431,14 +431,14 @@ async fn seal_one_by_hand(s: &TestServer, tenant: &str) {
         .unwrap();
     let head = audit::chain(store.reader(), tenant).await.unwrap().unwrap();
     let since = store.audit_sealed_below().map(audit::SealedBelow::get);
-    let row = audit::unsealed(store.reader(), tenant, since, 1)
+    let row = audit::unsealed(store.reader(), tenant, since.map(audit::After::start_of), 1)
         .await
         .unwrap();
     let mut moved = (head.head_seq, head.head_hash);
-    let link = chain::next_link(digester, tenant, &mut moved, row[0].content());
+    let link = chain::next_link(digester, tenant, &mut moved, row[0].row.content());
     let mut tx = store.begin().await.unwrap();
     let seal = audit::Seal {
-        id: row[0].id,
+        id: row[0].row.id,
         link,
     };
     audit::seal_rows(&mut tx, tenant, &[seal]).await.unwrap();
@@ -540,7 +540,40 @@ async fn lone_audit_rows_and_the_sealing_task_race_and_the_chains_hold(s: TestSe
     }
 }
 
+/// A backlog of several batches, part of it written by one transaction and the rest by a
+/// transaction a row, between another tenant's rows: one call seals all of it, each batch
+/// going on from the row the one before ended with (within a transaction too), and the chain
+/// holds every row once.
+async fn a_backlog_of_many_batches_is_sealed_in_one_call(s: TestServer) {
+    let (tenant, other) = (s.create_tenant().await.id, s.create_tenant().await.id);
+    let (store, digester) = (&s.state.store, s.state.digester.as_ref());
+    let mut tx = store.begin().await.unwrap();
+    for n in 0..300 {
+        let row = audit_row(&tenant, "test.backlog", n);
+        audit::insert(&mut *tx, &row).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    for n in 300..450 {
+        for t in [&other, &tenant] {
+            let row = audit_row(t, "test.backlog", n);
+            audit::insert(store.writer(), &row).await.unwrap();
+        }
+    }
+
+    chain::seal(store, digester, &tenant).await.unwrap();
+    assert_eq!(
+        unsealed(&s, &tenant).await,
+        0,
+        "one call sealed the backlog"
+    );
+    let backlog = "SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND event = $2";
+    assert_eq!(count(&s, backlog, &tenant, "test.backlog").await, 450);
+    assert_whole_once_sealed(&s, &tenant).await;
+    assert_whole_once_sealed(&s, &other).await;
+}
+
 both_databases!(
+    a_backlog_of_many_batches_is_sealed_in_one_call,
     a_failing_chain_rolls_its_batch_back_and_the_rest_apply_alone,
     chained_audit_rows_are_sealed_as_written_and_the_chain_holds,
     lone_audit_rows_are_sealed_as_written_and_the_chain_holds,

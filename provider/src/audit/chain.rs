@@ -90,23 +90,31 @@ pub async fn seal_at_most(
     limit: u64,
 ) -> StoreResult<u64> {
     let mut sealed = 0;
+    // On PostgreSQL, the last row sealed: each batch searches on from there rather than from
+    // the kept start, which would pass again over every row sealed before it (a backlog of n
+    // rows would cost about n²/2 divided by the batch size row reads, not n). A row skipped so
+    // (an older transaction that ended after the batch before read) is found by the next
+    // pass: the kept start never passes a transaction open when a pass began.
+    let mut last_sealed: Option<audit::After> = None;
     while sealed < limit {
         let mut tx = store.begin().await?;
         audit::plan_for_current_sizes(&mut tx).await?;
         audit::ensure_chain(&mut *tx, tenant, GENESIS).await?;
         let head = audit::lock_chain(&mut *tx, tenant).await?;
-        let since = store.audit_search_start(&mut *tx).await?;
-        let rows = audit::unsealed(&mut *tx, tenant, since, SEAL_BATCH).await?;
-        if rows.is_empty() {
+        let kept_start = store.audit_search_start(&mut *tx).await?;
+        let after = last_sealed.or(kept_start.map(audit::After::start_of));
+        let rows = audit::unsealed(&mut *tx, tenant, after, SEAL_BATCH).await?;
+        let Some(last) = rows.last() else {
             store::commit(tx).await?;
             return Ok(sealed);
-        }
+        };
+        last_sealed = last.after();
         let mut head = (head.head_seq, head.head_hash);
         let seals: Vec<audit::Seal> = rows
             .iter()
-            .map(|row| audit::Seal {
-                id: row.id,
-                link: next_link(digester, tenant, &mut head, row.content()),
+            .map(|unsealed| audit::Seal {
+                id: unsealed.row.id,
+                link: next_link(digester, tenant, &mut head, unsealed.row.content()),
             })
             .collect();
         audit::seal_rows(&mut tx, tenant, &seals).await?;

@@ -550,39 +550,79 @@ pub async fn chain<'e>(
     Ok(head)
 }
 
+/// On PostgreSQL, where a search for unsealed rows starts: after row `id` of transaction
+/// `xid`, in the order `unsealed` returns rows (their transactions', then their own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct After {
+    pub xid: i64,
+    pub id: i64,
+}
+
+impl After {
+    /// Before every row written by transaction `xid` or a later one.
+    pub fn start_of(xid: i64) -> Self {
+        Self { xid, id: i64::MIN }
+    }
+}
+
+/// A row waiting for its seal, with (on PostgreSQL) the transaction that wrote it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Unsealed {
+    #[sqlx(flatten)]
+    pub row: StoredAudit,
+    /// Not named `written_by`: an output column of that name would be what `ORDER BY
+    /// written_by` sorts by, and the scan could no longer follow the index.
+    #[sqlx(default)]
+    writer_xid: Option<i64>,
+}
+
+impl Unsealed {
+    /// Where the search for the rows after this one starts (PostgreSQL).
+    pub fn after(&self) -> Option<After> {
+        self.writer_xid.map(|xid| After {
+            xid,
+            id: self.row.id,
+        })
+    }
+}
+
 /// The tenant's oldest rows not yet sealed: in insertion order on SQLite, and on PostgreSQL,
-/// among rows written from transaction `since` on, in the order their transactions began.
+/// among rows written after `after`, in the order their transactions began.
 pub async fn unsealed<'e>(
     db: impl Executor<'e, Database = Any>,
     tenant_id: &str,
-    since: Option<i64>,
+    after: Option<After>,
     limit: i64,
-) -> StoreResult<Vec<StoredAudit>> {
+) -> StoreResult<Vec<Unsealed>> {
     static BY_ID: OnceLock<String> = OnceLock::new();
     static BY_WRITER: OnceLock<String> = OnceLock::new();
-    let sql = match since {
+    let sql = match after {
         None => BY_ID.get_or_init(|| {
             format!(
                 "SELECT {COLUMNS} FROM audit_rows WHERE tenant_id = $1 AND chain_seq IS NULL \
                  ORDER BY id LIMIT $2"
             )
         }),
+        // The row comparison follows `audit_events_by_writer` (written_by, tenant_id, id), so
+        // the scan begins right after the row: one transaction's many rows are not read again.
         Some(_) => BY_WRITER.get_or_init(|| {
             format!(
                 "SELECT id, occurred_at_ms, event, client_id, user_id, ip, user_agent, \
                  request_id, details, NULL::bigint AS chain_seq, NULL::text AS chain_prev, \
-                 NULL::text AS chain_hash FROM audit_events e WHERE tenant_id = $1 AND {} \
+                 NULL::text AS chain_hash, written_by::text::bigint AS writer_xid \
+                 FROM audit_events e WHERE tenant_id = $1 AND {} \
+                 AND (written_by, tenant_id, id) > ($3::text::xid8, $1, $4) \
                  ORDER BY written_by, id LIMIT $2",
                 unsealed_since(3)
             )
         }),
     };
-    let query = sqlx::query_as::<_, StoredAudit>(sql)
+    let query = sqlx::query_as::<_, Unsealed>(sql)
         .bind(tenant_id)
         .bind(limit);
-    let query = match since {
+    let query = match after {
         None => query,
-        Some(since) => query.bind(since),
+        Some(after) => query.bind(after.xid).bind(after.id),
     };
     Ok(query.fetch_all(db).await?)
 }
