@@ -101,8 +101,13 @@ pub async fn seal_at_most(
         audit::plan_for_current_sizes(&mut tx).await?;
         audit::ensure_chain(&mut *tx, tenant, GENESIS).await?;
         let head = audit::lock_chain(&mut *tx, tenant).await?;
-        let kept_start = store.audit_search_start(&mut *tx).await?;
-        let after = last_sealed.or(kept_start.map(audit::After::start_of));
+        let after = match last_sealed {
+            Some(last) => Some(last),
+            None => store
+                .audit_search_start(&mut *tx)
+                .await?
+                .map(audit::After::start_of),
+        };
         let rows = audit::unsealed(&mut *tx, tenant, after, SEAL_BATCH).await?;
         let Some(last) = rows.last() else {
             store::commit(tx).await?;
