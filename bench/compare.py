@@ -17,7 +17,9 @@ load generator on core 1 (taskset), for the scenarios that need no single-use to
 
 Environment: DURATION (seconds per run, 10), RUNS (3), CONNECTIONS (32), ROWS and PEER_ROWS
 (single-use tokens made per implementation), SKIP (parts to leave out: sqlite postgres peer
-spread one-core), ONLY (scenarios to run, by name: all when empty), TEST_DATABASE_URL (the PostgreSQL server, default postgres://postgres@127.0.0.1:5432/postgres).
+spread one-core), ONLY (scenarios to run, by name: all when empty), TEST_DATABASE_URL (the PostgreSQL server, default postgres://postgres@127.0.0.1:5432/postgres),
+TIMELINE (a file to which each run's start and end are appended, UTC, to line a run's window up
+with a database's log).
 Introspection asks about a refresh token on both sides (oidc-provider does not introspect its
 JWT access tokens).
 """
@@ -48,6 +50,7 @@ SKIP = os.environ.get("SKIP", "").split()
 ONLY = os.environ.get("ONLY", "").split()
 PG_SERVER = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 OHA = os.environ.get("OHA", str(BENCH / ".tools/bin/oha"))
+TIMELINE = os.environ.get("TIMELINE")
 VERIFIER = "bench-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
 REDIRECT = "http://127.0.0.1:9/cb"
 RESOURCE = "https://api.example"
@@ -316,9 +319,27 @@ def settle(pid: int, most_seconds: float = 15.0) -> None:
             return
 
 
+def note_run(t: Target, url: str, body, kind: str, began: float) -> None:
+    """Appends one run's window to TIMELINE, when set: start and end (UTC), the implementation,
+    the path and the grant type, never a token."""
+    if TIMELINE:
+        stamp = lambda at: time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 10)}"
+        grant = urllib.parse.parse_qs(body or "").get("grant_type", ["-"])[0]
+        with open(TIMELINE, "a") as log:
+            log.write(f"{stamp(began)} {stamp(time.time())} {t.name} {urllib.parse.urlsplit(url).path} {grant} {kind}\n")
+
+
 def peak_run(t: Target, url: str, body, token_file):
     """One peak run of a scenario against one implementation."""
     settle(t.pid)
+    began = time.time()
+    try:
+        return peak_load(t, url, body, token_file)
+    finally:
+        note_run(t, url, body, "peak", began)
+
+
+def peak_load(t: Target, url: str, body, token_file):
     if token_file:
         env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth}
         result = wrk(url, "tokens.lua", env, pid=t.pid)
@@ -333,6 +354,14 @@ def peak_run(t: Target, url: str, body, token_file):
 def latency_run(t: Target, url: str, body, token_file, rate: float) -> dict:
     """A run at a fixed rate: achieved rate, non-2xx count, p50 and p99."""
     settle(t.pid)
+    began = time.time()
+    try:
+        return rate_load(t, url, body, token_file, rate)
+    finally:
+        note_run(t, url, body, f"at {rate:.0f}/s", began)
+
+
+def rate_load(t: Target, url: str, body, token_file, rate: float) -> dict:
     if token_file:
         env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth, "RATE": str(rate)}
         rps, errors, p50, p99, _, _ = wrk(url, "tokens.lua", env)
