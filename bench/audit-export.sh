@@ -5,17 +5,16 @@
 set -euo pipefail
 rows=${1:-1000000}
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 cargo build --release --quiet -p provider
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-export BIND="127.0.0.1:$port" DATABASE_URL="sqlite://$work/bench.db?mode=rwc" LOG_FORMAT=json RUST_LOG=warn
-export ADMIN_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=' | head -c 43)
-export KEY_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)
+bench_bind
+bench_secrets
+export DATABASE_URL="sqlite://$work/bench.db?mode=rwc" LOG_FORMAT=json RUST_LOG=warn
 ./target/release/provider serve > "$work/provider.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -fs "$base/readyz" > /dev/null && break; sleep 0.1; done
+bench_wait_ready
 
 secret=$(curl -fsS -H "x-admin-secret: $ADMIN_SECRET" -H 'content-type: application/json' \
   -d '{"id":"bench"}' "$base/admin/tenants" | python3 -c 'import json,sys; print(json.load(sys.stdin)["admin_secret"])')

@@ -10,6 +10,7 @@ rows=${1:-100000}
 per_tx=${PER_TX:-1}
 server=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 bin=${PROVIDER_BIN:-}
 if [ -z "$bin" ]; then
   cargo build --release --quiet -p provider
@@ -18,11 +19,9 @@ fi
 db="bench_seal_$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 psql "$server" -qc "CREATE DATABASE $db"
 url="${server%/*}/$db"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port"
-export BIND="127.0.0.1:$port" PUBLIC_URL="$base" DATABASE_URL="$url" LOG_FORMAT=json RUST_LOG=warn
-export ADMIN_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=' | head -c 43)
-export KEY_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)
+bench_bind
+bench_secrets
+export PUBLIC_URL="$base" DATABASE_URL="$url" LOG_FORMAT=json RUST_LOG=warn
 pid=
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
@@ -32,8 +31,7 @@ trap cleanup EXIT
 serve() {
   "$bin" serve > /dev/null 2>&1 &
   pid=$!
-  for _ in $(seq 100); do curl -fs "$base/readyz" > /dev/null && return; sleep 0.1; done
-  echo "the provider did not become ready" >&2; exit 1
+  bench_wait_ready
 }
 stop() { kill "$pid"; wait "$pid" || true; pid=; }
 unsealed="SELECT COUNT(*) FROM audit_events e
