@@ -25,6 +25,7 @@ JWT access tokens).
 """
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -319,58 +320,49 @@ def settle(pid: int, most_seconds: float = 15.0) -> None:
             return
 
 
-def note_run(t: Target, url: str, body, kind: str, began: float) -> None:
-    """Appends one run's window to TIMELINE, when set: start and end (UTC), the implementation,
-    the path and the grant type, never a token."""
-    if TIMELINE:
-        stamp = lambda at: time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 10)}"
-        grant = urllib.parse.parse_qs(body or "").get("grant_type", ["-"])[0]
-        with open(TIMELINE, "a") as log:
-            log.write(f"{stamp(began)} {stamp(time.time())} {t.name} {urllib.parse.urlsplit(url).path} {grant} {kind}\n")
+@contextlib.contextmanager
+def noted(t: Target, url: str, body, kind: str):
+    """Appends the window of the run it wraps to TIMELINE, when set: start and end (UTC), the
+    implementation, the path and the grant type, never a token."""
+    began = time.time()
+    try:
+        yield
+    finally:
+        if TIMELINE:
+            stamp = lambda at: time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 10)}"
+            grant = urllib.parse.parse_qs(body or "").get("grant_type", ["-"])[0]
+            with open(TIMELINE, "a") as log:
+                log.write(f"{stamp(began)} {stamp(time.time())} {t.name} {urllib.parse.urlsplit(url).path} {grant} {kind}\n")
 
 
 def peak_run(t: Target, url: str, body, token_file):
     """One peak run of a scenario against one implementation."""
     settle(t.pid)
-    began = time.time()
-    try:
-        return peak_load(t, url, body, token_file)
-    finally:
-        note_run(t, url, body, "peak", began)
-
-
-def peak_load(t: Target, url: str, body, token_file):
-    if token_file:
-        env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth}
-        result = wrk(url, "tokens.lua", env, pid=t.pid)
-        # Each run spends its tokens; the next takes the file's unused tail.
-        spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
-        return result
-    if body:
-        return wrk(url, "form.lua", {"BODY": body, "AUTH": t.auth}, pid=t.pid)
-    return wrk(url, pid=t.pid)
+    with noted(t, url, body, "peak"):
+        if token_file:
+            env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth}
+            result = wrk(url, "tokens.lua", env, pid=t.pid)
+            # Each run spends its tokens; the next takes the file's unused tail.
+            spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
+            return result
+        if body:
+            return wrk(url, "form.lua", {"BODY": body, "AUTH": t.auth}, pid=t.pid)
+        return wrk(url, pid=t.pid)
 
 
 def latency_run(t: Target, url: str, body, token_file, rate: float) -> dict:
     """A run at a fixed rate: achieved rate, non-2xx count, p50 and p99."""
     settle(t.pid)
-    began = time.time()
-    try:
-        return rate_load(t, url, body, token_file, rate)
-    finally:
-        note_run(t, url, body, f"at {rate:.0f}/s", began)
-
-
-def rate_load(t: Target, url: str, body, token_file, rate: float) -> dict:
-    if token_file:
-        env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth, "RATE": str(rate)}
-        rps, errors, p50, p99, _, _ = wrk(url, "tokens.lua", env)
-        spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
-    elif body:
-        rps, errors, p50, p99 = oha(url, rate, "POST", body, t.auth)
-    else:
-        rps, errors, p50, p99 = oha(url, rate)
-    return {"rate": rps, "target": rate, "errors": errors, "p50": p50, "p99": p99}
+    with noted(t, url, body, f"at {rate:.0f}/s"):
+        if token_file:
+            env = {"TOKENS": str(t.tokens_dir / token_file), "BODY": body, "AUTH": t.auth, "RATE": str(rate)}
+            rps, errors, p50, p99, _, _ = wrk(url, "tokens.lua", env)
+            spend(t.tokens_dir / token_file, int(LAST_REQUESTS[0] * 1.25) + 1000)
+        elif body:
+            rps, errors, p50, p99 = oha(url, rate, "POST", body, t.auth)
+        else:
+            rps, errors, p50, p99 = oha(url, rate)
+        return {"rate": rps, "target": rate, "errors": errors, "p50": p50, "p99": p99}
 
 
 def measure(targets: list, only=None, latency=True) -> dict:
